@@ -1,0 +1,34 @@
+/** Flag helpers shared by commands: env fallbacks (flags > BOOTFS_* env > defaults) and parsers. */
+import { Option } from 'commander';
+import { type ChunkSizes, DEFAULT_CHUNK_SIZES, formatChunkSizes, parseChunkSizes } from '../chunker/params.js';
+import { UsageError } from '../errors.js';
+
+/** `--store` with BOOTFS_STORE as fallback. */
+export function storeOption(required: boolean): Option {
+  const opt = new Option('-s, --store <location>', `chunk store: a directory or file:// URL${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
+  return opt;
+}
+
+/** `--chunk-size MIN:AVG:MAX`, validated when parsed. */
+export function chunkSizeOption(): Option {
+  return new Option(
+    '--chunk-size <min:avg:max>',
+    `FastCDC chunk sizes (min >= 48, min <= avg <= max <= 128M; a single AVG means AVG/4:AVG:AVG*4). Changing them changes every chunk, so stores only dedup between runs with equal sizes`,
+  )
+    .default(DEFAULT_CHUNK_SIZES, formatChunkSizes(DEFAULT_CHUNK_SIZES))
+    .env('BOOTFS_CHUNK_SIZE')
+    .argParser((v: string): ChunkSizes => parseChunkSizes(v));
+}
+
+/** Parse a duration such as `90s`, `15m`, `2h`, `1d` or plain seconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) throw new UsageError(`'${text}' is not a duration (examples: 30s, 15m, 2h, 1d)`);
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
+  return Number(m[1]) * mult;
+}
+
+/** Reject `--json` together with data on stdout. */
+export function assertStdoutFree(json: boolean, dataToStdout: boolean): void {
+  if (json && dataToStdout) throw new UsageError('--json cannot be combined with writing data to stdout (-)');
+}

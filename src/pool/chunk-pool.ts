@@ -1,0 +1,131 @@
+/**
+ * A pool of worker threads for the CPU-heavy part of chunk I/O: SHA-512/256 and zstd. The main
+ * thread keeps chunking and file/network I/O; callers await results in whatever order they need,
+ * so output order (and thus index bytes) never depends on which worker finished first.
+ */
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { EncodedChunk } from '../chunk.js';
+import { BootfsError, ChunkCorruptError } from '../errors.js';
+import type { Job, Reply } from './protocol.js';
+
+interface Pending {
+  resolve: (r: Reply) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+}
+
+// When running from TypeScript sources (tests, tsx), the worker is a .ts file and needs tsx.
+const fromSource = import.meta.url.endsWith('.ts');
+const workerUrl = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+
+/** From sources, register tsx's loader inside the worker before loading worker.ts (dev and tests only). */
+function sourceWorker(): Worker {
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
+  return new Worker(code, { eval: true });
+}
+
+/**
+ * An exactly-sized copy to transfer to a worker. Copying (memcpy speed) is far cheaper than the
+ * alternatives: cloning a view clones its whole ArrayBuffer (often a multi-MiB window), and
+ * transferring the caller's own buffer would detach memory the caller still holds.
+ */
+function transferable(buf: Uint8Array): Uint8Array {
+  return new Uint8Array(buf); // copies (Buffer#slice would return a view)
+}
+
+export class ChunkPool {
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  private closed = false;
+
+  /** `threads` defaults to the number of cores (hash + zstd scale linearly with them). */
+  constructor(threads = availableParallelism()) {
+    const n = Math.max(1, Math.floor(threads));
+    for (let i = 0; i < n; i++) {
+      const worker = fromSource ? sourceWorker() : new Worker(workerUrl);
+      // Don't keep the process alive just for idle workers; pending jobs keep it alive via promises.
+      worker.unref();
+      const slot: Slot = { worker, inFlight: 0 };
+      worker.on('message', (reply: Reply) => {
+        slot.inFlight--;
+        const p = this.pending.get(reply.seq);
+        this.pending.delete(reply.seq);
+        p?.resolve(reply);
+      });
+      worker.on('error', (err) => this.failAll(new BootfsError(`chunk worker failed: ${err.message}`, { cause: err })));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.failAll(new BootfsError(`chunk worker exited unexpectedly with code ${code}`));
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  /** Hash and compress plain bytes. */
+  async encode(plain: Uint8Array): Promise<EncodedChunk> {
+    const reply = await this.submit({ seq: 0, op: 'encode', plain: transferable(plain) }, true);
+    return { id: Buffer.from(reply.id!), stored: Buffer.from(reply.stored!.buffer, 0, reply.stored!.length) };
+  }
+
+  /** Hash only (an index without a store). */
+  async hash(plain: Uint8Array): Promise<Buffer> {
+    const reply = await this.submit({ seq: 0, op: 'hash', plain: transferable(plain) }, true);
+    return Buffer.from(reply.id!);
+  }
+
+  /** Decompress and verify; rejects with ChunkCorruptError. */
+  async decode(id: Uint8Array, stored: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer> {
+    const job: Job = { seq: 0, op: 'decode', id, stored: transferable(stored), location, ...opts };
+    const reply = await this.submit(job, true);
+    return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.failAll(new BootfsError('chunk pool closed'));
+  }
+
+  private submit(job: Job, transfer: boolean): Promise<Extract<Reply, { ok: true }>> {
+    if (this.closed) return Promise.reject(new BootfsError('chunk pool closed'));
+    job.seq = ++this.seq;
+    // Least-loaded worker: chunks vary in size and zstd time varies with content.
+    let slot = this.slots[0]!;
+    for (const s of this.slots) if (s.inFlight < slot.inFlight) slot = s;
+    slot.inFlight++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(job.seq, {
+        resolve: (r) => {
+          if (r.ok) resolve(r);
+          else if (r.corrupt) reject(new ChunkCorruptError(r.corrupt.chunkId, r.corrupt.location, r.corrupt.reason));
+          else reject(new BootfsError(r.message));
+        },
+        reject,
+      });
+      const list: ArrayBuffer[] = [];
+      if (transfer) {
+        const buf = job.op === 'decode' ? job.stored : job.plain;
+        list.push(buf.buffer as ArrayBuffer);
+      }
+      slot.worker.postMessage(job, list);
+    });
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * A chunk store in a local directory, in the casync/desync layout `<root>/<4hex>/<id>.cacnk`
+ * (one zstd frame per file). Several processes may write at once: each write goes to a uniquely
+ * named temp file in the shard directory and is renamed into place, so readers only ever see whole
+ * chunks, and a repeated put is a no-op.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeChunk, idToHex, isHexId } from '../chunk.js';
+import { ChunkNotFoundError, errnoCode, IoError, NotFoundError } from '../errors.js';
+import type { GetOptions, PruneStore, StoredChunkInfo } from './types.js';
+
+/** File suffix of a stored chunk; casync and desync enumerate exactly `*\/*.cacnk`. */
+export const CHUNK_SUFFIX = '.cacnk';
+/**
+ * Temp files start with this prefix and never end in `.cacnk`, so `casync gc`, `desync prune` and
+ * our own listing skip another writer's in-flight file.
+ */
+export const TEMP_PREFIX = '.tmp-';
+const SHARD = /^[0-9a-f]{4}$/;
+
+export interface LocalStoreOptions {
+  /** Create the root directory if missing (writers); readers want a clear "not found" instead. */
+  create?: boolean;
+}
+
+export class LocalStore implements PruneStore {
+  readonly root: string;
+  readonly location: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.location = root;
+  }
+
+  /** Open a store directory; throws NotFoundError if it does not exist and `create` is not set. */
+  static async open(root: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
+    const abs = path.resolve(root);
+    try {
+      if (opts.create) await mkdir(abs, { recursive: true });
+      const st = await stat(abs);
+      if (!st.isDirectory()) throw new IoError(`store ${abs} is not a directory`);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`store directory ${abs} does not exist`);
+      if (err instanceof IoError) throw err;
+      throw new IoError(`cannot open store ${abs}: ${(err as Error).message}`, err);
+    }
+    return new LocalStore(abs);
+  }
+
+  /** Path of a chunk's file (whether or not it exists). */
+  chunkPath(id: Uint8Array | string): string {
+    const hex = typeof id === 'string' ? id : idToHex(id);
+    return path.join(this.root, hex.slice(0, 4), hex + CHUNK_SUFFIX);
+  }
+
+  async getStored(id: Uint8Array, _opts?: GetOptions): Promise<Buffer> {
+    const file = this.chunkPath(id);
+    try {
+      return await readFile(file);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChunkNotFoundError(idToHex(id), this.location);
+      throw new IoError(`cannot read chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  async getChunk(id: Uint8Array, opts: GetOptions = {}): Promise<Buffer> {
+    const stored = await this.getStored(id, opts);
+    return decodeChunk(id, stored, this.location, opts.size === undefined ? {} : { size: opts.size });
+  }
+
+  async hasChunk(id: Uint8Array): Promise<boolean> {
+    try {
+      // stat follows symlinks: casync's cache marks a missing chunk with a link to /dev/null.
+      const st = await stat(this.chunkPath(id));
+      return st.isFile();
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw new IoError(`cannot stat chunk ${idToHex(id)} in ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  async storeChunk(id: Uint8Array, stored: Uint8Array): Promise<boolean> {
+    if (await this.hasChunk(id)) return false;
+    const hex = idToHex(id);
+    const dir = path.join(this.root, hex.slice(0, 4));
+    const final = path.join(dir, hex + CHUNK_SUFFIX);
+    // pid + random: unique across processes and across concurrent puts within one process.
+    const tmp = path.join(dir, `${TEMP_PREFIX}${hex}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(stored);
+      } finally {
+        await fh.close();
+      }
+      // rename replaces atomically; if another writer won the race, its file holds the same bytes.
+      await rename(tmp, final);
+      return true;
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw new IoError(`cannot store chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  async removeChunk(id: Uint8Array): Promise<void> {
+    try {
+      await unlink(this.chunkPath(id));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw new IoError(`cannot remove chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  async *listChunks(): AsyncIterable<StoredChunkInfo> {
+    for (const shard of await this.readDir(this.root)) {
+      if (!SHARD.test(shard)) continue;
+      const dir = path.join(this.root, shard);
+      for (const name of await this.readDir(dir)) {
+        if (!name.endsWith(CHUNK_SUFFIX)) continue;
+        const hex = name.slice(0, -CHUNK_SUFFIX.length);
+        if (!isHexId(hex) || !hex.startsWith(shard)) continue;
+        let st;
+        try {
+          st = await stat(path.join(dir, name));
+        } catch (err) {
+          if (errnoCode(err) === 'ENOENT') continue; // removed by a concurrent prune
+          throw err;
+        }
+        if (st.isFile()) yield { id: hex, size: st.size, mtimeMs: st.mtimeMs };
+      }
+    }
+  }
+
+  /** Temp files left by writers, with their age; prune removes only stale ones. */
+  async *listTempFiles(): AsyncIterable<{ path: string; mtimeMs: number }> {
+    for (const shard of await this.readDir(this.root)) {
+      if (!SHARD.test(shard)) continue;
+      const dir = path.join(this.root, shard);
+      for (const name of await this.readDir(dir)) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const p = path.join(dir, name);
+        const st = await stat(p).catch(() => undefined);
+        if (st?.isFile()) yield { path: p, mtimeMs: st.mtimeMs };
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private async readDir(dir: string): Promise<string[]> {
+    try {
+      return (await readdir(dir)).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
+      throw new IoError(`cannot list ${dir}: ${(err as Error).message}`, err);
+    }
+  }
+}
