@@ -13,14 +13,16 @@ export interface ChunkSizes {
 /** casync, desync and puzzlefs defaults: 16 KiB / 64 KiB / 256 KiB. */
 export const DEFAULT_CHUNK_SIZES: ChunkSizes = Object.freeze({ min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 });
 
-/** desync's chunker refuses min < 48 (its rolling-hash window), so an index with smaller min is not portable. */
-export const MIN_CHUNK_SIZE_FLOOR = 48;
+/**
+ * Smallest min we chunk with. desync refuses min < 48 (its rolling-hash window), and fastcdc-rs
+ * (inside fastcdc-wasm) asserts min >= 64 — it aborts with an opaque WASM trap below that.
+ */
+export const MIN_CHUNK_SIZE_FLOOR = 64;
+/** fastcdc-rs asserts max >= 1024. */
+export const MIN_MAX_CHUNK_SIZE = 1024;
 /** casync rejects indexes whose min/avg/max exceed 128 MiB. */
 export const MAX_CHUNK_SIZE_CEILING = 128 * 1024 * 1024;
-/**
- * fastcdc-wasm (the ronomon variant) accepts avg in [256, 268435456] and max ≤ 1 GiB, and its gear
- * masks assume avg ≥ 256; we keep avg ≥ 256 so the WASM chunker and the TypeScript oracle agree.
- */
+/** fastcdc-rs (the ronomon variant inside fastcdc-wasm) asserts avg >= 256. */
 export const MIN_AVG_CHUNK_SIZE = 256;
 
 /** Check min ≤ avg ≤ max and the bounds above; throws UsageError naming the offending value. */
@@ -29,7 +31,8 @@ export function validateChunkSizes(s: ChunkSizes): ChunkSizes {
     if (!Number.isSafeInteger(v) || v <= 0) throw new UsageError(`chunk size ${name} must be a positive integer, got ${v}`);
     if (v > MAX_CHUNK_SIZE_CEILING) throw new UsageError(`chunk size ${name}=${v} exceeds the 128 MiB limit casync enforces`);
   }
-  if (s.min < MIN_CHUNK_SIZE_FLOOR) throw new UsageError(`chunk size min=${s.min} is below ${MIN_CHUNK_SIZE_FLOOR} (desync refuses such indexes)`);
+  if (s.min < MIN_CHUNK_SIZE_FLOOR) throw new UsageError(`chunk size min=${s.min} is below ${MIN_CHUNK_SIZE_FLOOR}, the smallest the FastCDC chunker accepts`);
+  if (s.max < MIN_MAX_CHUNK_SIZE) throw new UsageError(`chunk size max=${s.max} is below ${MIN_MAX_CHUNK_SIZE}, the smallest the FastCDC chunker accepts`);
   if (s.avg < MIN_AVG_CHUNK_SIZE) throw new UsageError(`chunk size avg=${s.avg} is below ${MIN_AVG_CHUNK_SIZE}`);
   if (!(s.min <= s.avg && s.avg <= s.max)) {
     throw new UsageError(`chunk sizes must satisfy min <= avg <= max, got ${s.min}:${s.avg}:${s.max}`);

@@ -13,7 +13,7 @@ export function storeOption(required: boolean): Option {
 export function chunkSizeOption(): Option {
   return new Option(
     '--chunk-size <min:avg:max>',
-    `FastCDC chunk sizes (min >= 48, min <= avg <= max <= 128M; a single AVG means AVG/4:AVG:AVG*4). Changing them changes every chunk, so stores only dedup between runs with equal sizes`,
+    `FastCDC chunk sizes (min >= 64, max >= 1K, min <= avg <= max <= 128M; a single AVG means AVG/4:AVG:AVG*4). Changing them changes every chunk, so stores only dedup between runs with equal sizes`,
   )
     .default(DEFAULT_CHUNK_SIZES, formatChunkSizes(DEFAULT_CHUNK_SIZES))
     .env('BOOTFS_CHUNK_SIZE')

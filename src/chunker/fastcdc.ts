@@ -1,0 +1,151 @@
+/**
+ * The production chunker: FastCDC ("ronomon" variant) through the `fastcdc-wasm` package, with the
+ * windowing that gives it a bounded-memory streaming API (DESIGN §3.2).
+ *
+ * fastcdc-wasm has no streaming API: it chunks one in-memory buffer as if that buffer were the
+ * whole input. We feed it windows and keep every chunk but the last of each window, then restart
+ * at the last chunk's start. That is exact, not an approximation, because of how the ronomon
+ * variant cuts a chunk starting at `p` with `r` bytes left (see fastcdc-ref.ts for the algorithm):
+ *  - it only ever reads bytes [p, p + min(r, max)), and
+ *  - the end of input changes only (a) where the loose mask would start (start + min(center, r)) and
+ *    (b) what happens when no cut is found (the chunk is forced to end at r). Truncating r only
+ *    removes a suffix of the scan; every position still scanned uses the same mask and the same
+ *    hash as with the whole input.
+ * So a chunk that ends before the window end ends exactly where it would in the whole input, and
+ * only the window's last chunk (which may have been forced by the window end) is uncertain.
+ * The property tests in test/chunker prove this against the whole-buffer oracle.
+ */
+import fastcdc from 'fastcdc-wasm';
+import { UsageError } from '../errors.js';
+import { DEFAULT_CHUNK_SIZES, validateChunkSizes, type ChunkSizes } from './params.js';
+
+/**
+ * Bounds fastcdc-rs 1.x asserts on (`MINIMUM_MIN` … `MAXIMUM_MAX`). Outside them the WASM build
+ * panics, which surfaces as an opaque `RuntimeError: unreachable`, so we refuse such sizes first.
+ * They are stricter than `validateChunkSizes` in two places: min >= 64 (not 48) and max >= 1024.
+ */
+export const FASTCDC_LIMITS = Object.freeze({
+  minMin: 64,
+  minMax: 64 * 1024 * 1024,
+  avgMin: 256,
+  avgMax: 256 * 1024 * 1024,
+  maxMin: 1024,
+  maxMax: 1024 * 1024 * 1024,
+});
+
+/** Default streaming window: large enough that re-scanning the carried-over chunk (<= max) is cheap. */
+export const DEFAULT_WINDOW_SIZE = 8 * 1024 * 1024;
+
+/**
+ * Largest window we accept. The WASM module copies each window into its 32-bit linear memory
+ * (which never shrinks) and returns u32 offsets, so stay far below 4 GiB.
+ */
+export const MAX_WINDOW_SIZE = 1024 * 1024 * 1024;
+
+/** `validateChunkSizes` plus the fastcdc-rs bounds; throws UsageError naming the offending value. */
+export function validateFastcdcSizes(sizes: ChunkSizes): ChunkSizes {
+  validateChunkSizes(sizes);
+  const L = FASTCDC_LIMITS;
+  const check = (name: string, v: number, lo: number, hi: number): void => {
+    if (v < lo || v > hi) {
+      throw new UsageError(`chunk size ${name}=${v} is outside [${lo}, ${hi}], the range the FastCDC chunker (fastcdc-rs) accepts`);
+    }
+  };
+  check('min', sizes.min, L.minMin, L.minMax);
+  check('avg', sizes.avg, L.avgMin, L.avgMax);
+  check('max', sizes.max, L.maxMin, L.maxMax);
+  return sizes;
+}
+
+/** Options of `chunkStream`. */
+export interface ChunkerOptions {
+  /** Chunk sizes; default DEFAULT_CHUNK_SIZES (16K/64K/256K). Changing them changes every chunk ID. */
+  sizes?: ChunkSizes;
+  /**
+   * Bytes handed to the WASM chunker at a time; default max(8 MiB, 2 * sizes.max). Must be
+   * > sizes.max. Does not change the output, only memory (about windowSize + max) and speed.
+   */
+  windowSize?: number;
+}
+
+function resolveWindowSize(windowSize: number | undefined, sizes: ChunkSizes): number {
+  if (windowSize === undefined) return Math.max(DEFAULT_WINDOW_SIZE, 2 * sizes.max);
+  if (!Number.isSafeInteger(windowSize) || windowSize <= sizes.max || windowSize > MAX_WINDOW_SIZE) {
+    throw new UsageError(
+      `chunker windowSize must be an integer > sizes.max (${sizes.max}) and <= ${MAX_WINDOW_SIZE}, got ${windowSize}`,
+    );
+  }
+  return windowSize;
+}
+
+/**
+ * One WASM call: chunk START offsets of `win` followed by win.length (`[0]` when empty).
+ * The wasm-bindgen glue takes the bytes as `&mut [u8]` and copies them back into `win` after the
+ * call; they are unchanged, so this is harmless, but `win` must be writable memory we may touch.
+ */
+function wasmStarts(win: Uint8Array, sizes: ChunkSizes): Uint32Array {
+  return fastcdc.get_chunks(win, sizes.min, sizes.avg, sizes.max);
+}
+
+/** Cut offsets (exclusive ends) for a whole in-memory buffer; last = buf.length; [] for empty. */
+export function cutPoints(buf: Uint8Array, sizes: ChunkSizes): number[] {
+  validateFastcdcSizes(sizes);
+  // Windowed even here: one WASM call on a multi-GiB buffer would overflow its u32 offsets and
+  // grow the WASM memory (which never shrinks) to the buffer's size.
+  const windowSize = resolveWindowSize(undefined, sizes);
+  const cuts: number[] = [];
+  let base = 0;
+  for (;;) {
+    const final = buf.length - base <= windowSize;
+    const starts = wasmStarts(buf.subarray(base, final ? buf.length : base + windowSize), sizes);
+    // starts = [0, s1, …, sk, len]. Ends are s1…sk and len; a non-final window drops its last
+    // chunk [sk, len) because the window end may have forced it. windowSize > max guarantees k >= 1.
+    const settled = final ? starts.length : starts.length - 1;
+    for (let i = 1; i < settled; i++) cuts.push(base + starts[i]!);
+    if (final) return cuts;
+    base += starts[starts.length - 2]!;
+  }
+}
+
+/** A copy of win[start, end) in a Buffer of its own (not a pool slice, not a view of the window). */
+function copyOut(win: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(end - start);
+  win.copy(out, 0, start, end);
+  return out;
+}
+
+/** Chunk an async byte stream with bounded memory; yields each plain chunk (a Buffer it owns) in order. */
+export function chunkStream(source: AsyncIterable<Uint8Array>, opts: ChunkerOptions = {}): AsyncGenerator<Buffer> {
+  // Validate here, not inside the generator, so bad options throw at the call site.
+  const sizes = validateFastcdcSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
+  const windowSize = resolveWindowSize(opts.windowSize, sizes);
+  return chunkWindows(source, sizes, windowSize);
+}
+
+async function* chunkWindows(source: AsyncIterable<Uint8Array>, sizes: ChunkSizes, windowSize: number): AsyncGenerator<Buffer> {
+  // One window for the whole stream: pieces are copied in once (linear in input, whatever the
+  // piece sizes), the uncertain last chunk (<= max bytes) is moved to the front after each round.
+  const win = Buffer.allocUnsafeSlow(windowSize);
+  let filled = 0;
+  for await (const piece of source) {
+    if (!(piece instanceof Uint8Array)) {
+      throw new UsageError(`chunkStream source must yield Uint8Array pieces, got ${typeof piece}`);
+    }
+    // A piece larger than the window is consumed window by window; we never hold more than a view.
+    for (let taken = 0; taken < piece.length; ) {
+      const n = Math.min(windowSize - filled, piece.length - taken);
+      win.set(piece.subarray(taken, taken + n), filled);
+      filled += n;
+      taken += n;
+      if (filled < windowSize) continue;
+      const starts = wasmStarts(win, sizes);
+      const carry = starts[starts.length - 2]!; // start of the last, possibly forced, chunk
+      for (let i = 0; i + 2 < starts.length; i++) yield copyOut(win, starts[i]!, starts[i + 1]!);
+      // Safe to overwrite now: every yielded chunk is a copy.
+      win.copyWithin(0, carry, filled);
+      filled -= carry;
+    }
+  }
+  const starts = wasmStarts(win.subarray(0, filled), sizes);
+  for (let i = 0; i + 1 < starts.length; i++) yield copyOut(win, starts[i]!, starts[i + 1]!);
+}
