@@ -107,25 +107,56 @@ export function cutPoints(buf: Uint8Array, sizes: ChunkSizes): number[] {
   }
 }
 
-/** A copy of win[start, end) in a Buffer of its own (not a pool slice, not a view of the window). */
-function copyOut(win: Buffer, start: number, end: number): Buffer {
+/** A copy of buf[start, end) in a Buffer of its own (not a pool slice, not a view of the window). */
+function copyOut(buf: Buffer, start: number, end: number): Buffer {
   const out = Buffer.allocUnsafeSlow(end - start);
-  win.copy(out, 0, start, end);
+  buf.copy(out, 0, start, end);
   return out;
+}
+
+/**
+ * A run of consecutive whole chunks: `data` holds them back to back and `ends` are their exclusive
+ * end offsets within `data` (the last equals data.length). The consumer owns `data` and its
+ * ArrayBuffer (nothing else references it), so it may transfer it to a worker thread.
+ */
+export interface ChunkBatch {
+  data: Buffer;
+  ends: number[];
+}
+
+/**
+ * Chunk an async byte stream into batches of whole chunks, one batch per window: the form the
+ * pipelines want, because a batch crosses to a worker thread in one transfer with no per-chunk copy.
+ * Memory: one window being filled plus the batches the consumer holds.
+ */
+export function chunkBatches(source: AsyncIterable<Uint8Array>, opts: ChunkerOptions = {}): AsyncGenerator<ChunkBatch> {
+  // Validate here, not inside the generator, so bad options throw at the call site.
+  const sizes = validateFastcdcSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
+  const windowSize = resolveWindowSize(opts.windowSize, sizes);
+  return batchWindows(source, sizes, windowSize);
 }
 
 /** Chunk an async byte stream with bounded memory; yields each plain chunk (a Buffer it owns) in order. */
 export function chunkStream(source: AsyncIterable<Uint8Array>, opts: ChunkerOptions = {}): AsyncGenerator<Buffer> {
-  // Validate here, not inside the generator, so bad options throw at the call site.
-  const sizes = validateFastcdcSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
-  const windowSize = resolveWindowSize(opts.windowSize, sizes);
-  return chunkWindows(source, sizes, windowSize);
+  // chunkBatches validates now; the generator below runs lazily.
+  return splitBatches(chunkBatches(source, opts));
 }
 
-async function* chunkWindows(source: AsyncIterable<Uint8Array>, sizes: ChunkSizes, windowSize: number): AsyncGenerator<Buffer> {
-  // One window for the whole stream: pieces are copied in once (linear in input, whatever the
-  // piece sizes), the uncertain last chunk (<= max bytes) is moved to the front after each round.
-  const win = Buffer.allocUnsafeSlow(windowSize);
+async function* splitBatches(batches: AsyncIterable<ChunkBatch>): AsyncGenerator<Buffer> {
+  for await (const { data, ends } of batches) {
+    let start = 0;
+    for (const end of ends) {
+      yield copyOut(data, start, end);
+      start = end;
+    }
+  }
+}
+
+async function* batchWindows(source: AsyncIterable<Uint8Array>, sizes: ChunkSizes, windowSize: number): AsyncGenerator<ChunkBatch> {
+  // Each piece is copied into the window once (linear in input, whatever the piece sizes). When the
+  // window is full, its settled chunks go out as a batch that keeps the window's memory, and the
+  // uncertain last chunk (<= max bytes) moves to the front of a fresh window.
+  let win = Buffer.allocUnsafeSlow(windowSize);
   let filled = 0;
   for await (const piece of source) {
     if (!(piece instanceof Uint8Array)) {
@@ -140,12 +171,16 @@ async function* chunkWindows(source: AsyncIterable<Uint8Array>, sizes: ChunkSize
       if (filled < windowSize) continue;
       const starts = wasmStarts(win, sizes);
       const carry = starts[starts.length - 2]!; // start of the last, possibly forced, chunk
-      for (let i = 0; i + 2 < starts.length; i++) yield copyOut(win, starts[i]!, starts[i + 1]!);
-      // Safe to overwrite now: every yielded chunk is a copy.
-      win.copyWithin(0, carry, filled);
+      const next = Buffer.allocUnsafeSlow(windowSize);
+      win.copy(next, 0, carry, filled);
+      // windowSize > max guarantees at least one settled chunk, so the batch is never empty.
+      yield { data: win.subarray(0, carry), ends: Array.from(starts.subarray(1, starts.length - 1)) };
+      win = next;
       filled -= carry;
     }
   }
-  const starts = wasmStarts(win.subarray(0, filled), sizes);
-  for (let i = 0; i + 1 < starts.length; i++) yield copyOut(win, starts[i]!, starts[i + 1]!);
+  if (filled > 0) {
+    const starts = wasmStarts(win.subarray(0, filled), sizes);
+    yield { data: win.subarray(0, filled), ends: Array.from(starts.subarray(1)) };
+  }
 }

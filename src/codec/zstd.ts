@@ -25,11 +25,22 @@ let dctx: ZstdBinding.DCtx | undefined;
 
 /** Compress plain chunk bytes into one zstd frame (level 3; deterministic for a given zstd build). */
 export function compressChunk(plain: Uint8Array): Buffer {
+  // Copy out of the shared scratch so the result is the caller's to keep.
+  return Buffer.from(compressToScratch(plain));
+}
+
+let scratch: Buffer | undefined;
+
+/**
+ * Compress into a per-thread scratch buffer and return a view of it, valid only until the next
+ * call. Hot paths (the pool writing a local store) use it to avoid an allocation per chunk.
+ */
+export function compressToScratch(plain: Uint8Array): Buffer {
   cctx ??= new binding.CCtx();
-  const dst = Buffer.allocUnsafe(binding.compressBound(plain.length));
-  const n = cctx.compress(dst, plain, ZSTD_LEVEL);
-  // Copy out of the oversized scratch so callers don't pin compressBound() bytes per chunk.
-  return Buffer.from(dst.subarray(0, n));
+  const bound = binding.compressBound(plain.length);
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 1 << 20));
+  const n = cctx.compress(scratch, plain, ZSTD_LEVEL);
+  return scratch.subarray(0, n);
 }
 
 function startsWith(buf: Uint8Array, magic: number[]): boolean {

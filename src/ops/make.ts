@@ -1,13 +1,19 @@
 /**
  * `make`: cut a byte stream into content-defined chunks, store the new ones, and describe the
  * stream as a casync blob index (.caibx).
+ *
+ * Pipeline: the main thread reads and cuts (FastCDC in WASM) one window at a time; each window's
+ * settled chunks go to a worker thread as one batch (a transfer, no copy), where they are hashed
+ * and, when the store lacks them, compressed and written. Results are consumed in input order, so
+ * the index bytes never depend on which worker finished first.
  */
-import { chunkStream } from '../chunker/index.js';
+import { chunkBatches } from '../chunker/index.js';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/params.js';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from '../index/caibx.js';
 import { ChunkTable } from '../index/chunk-table.js';
-import { ChunkPool } from '../pool/chunk-pool.js';
+import { type BatchResult, ChunkPool } from '../pool/chunk-pool.js';
+import { LocalStore } from '../store/local.js';
 import type { WriteStore } from '../store/types.js';
 import { mapOrdered } from './ordered.js';
 
@@ -23,8 +29,9 @@ export interface MakeOptions {
   sizes?: ChunkSizes;
   /** A shared pool; by default one is created for the call and closed after. */
   pool?: ChunkPool;
-  /** Chunks hashed/compressed at once; bounds memory to about inFlight × max chunk size. */
+  /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker. */
   inFlight?: number;
+  /** Bytes cut per window (default 4 MiB): smaller windows spread short inputs over more workers. */
   windowSize?: number;
   onProgress?: (p: MakeProgress) => void;
   signal?: AbortSignal;
@@ -41,61 +48,57 @@ export interface MakeResult {
   newStoredBytes: number;
 }
 
-/** Default in-flight chunk count: enough to keep every worker and the disk busy; ×max = 16 MiB at 256 KiB. */
-export const DEFAULT_IN_FLIGHT = 64;
+/** 4 MiB windows: ≥ 16 × the default max chunk, and short inputs still reach both cores. */
+export const MAKE_WINDOW_SIZE = 4 * 1024 * 1024;
 
 /** Chunk, hash, compress and store `source`; returns the blob index describing it. */
 export async function makeBlobIndex(source: AsyncIterable<Uint8Array>, opts: MakeOptions = {}): Promise<MakeResult> {
   const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
   const pool = opts.pool ?? new ChunkPool();
   const store = opts.store;
-  const sizesOut: number[] = [];
-  const ids: Buffer[] = [];
+  const ends: number[] = [];
+  const idParts: Buffer[] = [];
   const progress: MakeProgress = { bytes: 0, chunks: 0, newChunks: 0 };
   let newStoredBytes = 0;
-  // First store attempt per chunk ID in this run: repeats (runs of zeros, duplicate files) neither
-  // race each other into the store nor count as new twice.
-  const firstPut = new Map<string, Promise<boolean>>();
+  // A chunk repeated in the input (runs of zeros, duplicate files) may be written by two workers
+  // at once (same bytes, atomic rename): count it as new only once.
+  const counted = new Set<string>();
+  const windowSize = opts.windowSize ?? Math.max(MAKE_WINDOW_SIZE, 2 * sizes.max);
   try {
-    const chunks = chunkStream(source, { sizes, ...(opts.windowSize ? { windowSize: opts.windowSize } : {}) });
-    const results = mapOrdered(chunks, opts.inFlight ?? DEFAULT_IN_FLIGHT, async (plain) => {
+    const batches = chunkBatches(source, { sizes, windowSize });
+    const results = mapOrdered(batches, opts.inFlight ?? 2 * pool.threads, async ({ data, ends: batchEnds }) => {
       opts.signal?.throwIfAborted();
-      const size = plain.length;
-      if (!store) return { size, id: await pool.hash(plain), added: 0 };
-      const { id, stored } = await pool.encode(plain);
-      // Writes run inside the window too, so disk I/O overlaps hashing of later chunks.
-      const key = id.toString('hex');
-      let put = firstPut.get(key);
-      if (put) {
-        await put;
-        return { size, id, added: -1 };
-      }
-      put = store.storeChunk(id, stored);
-      firstPut.set(key, put);
-      const added = (await put) ? stored.length : -1;
-      return { size, id, added };
+      const sizesOf = batchEnds.map((e, i) => e - (i === 0 ? 0 : batchEnds[i - 1]!));
+      let r: BatchResult;
+      if (!store) r = await pool.batch(data, batchEnds, 'hash');
+      else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', store.root);
+      else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode'));
+      return { sizes: sizesOf, ...r };
     });
+    let offset = 0;
     for await (const r of results) {
-      sizesOut.push(r.size);
-      ids.push(r.id);
-      progress.bytes += r.size;
-      progress.chunks++;
-      if (r.added >= 0 && store) {
-        progress.newChunks++;
-        newStoredBytes += r.added;
-      }
+      idParts.push(r.ids);
+      r.sizes.forEach((size, i) => {
+        offset += size;
+        ends.push(offset);
+        const stored = r.storedSizes[i];
+        if (store && stored !== undefined && stored >= 0) {
+          const key = r.ids.toString('hex', i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+          if (!counted.has(key)) {
+            counted.add(key);
+            progress.newChunks++;
+            newStoredBytes += stored;
+          }
+        }
+      });
+      progress.bytes = offset;
+      progress.chunks = ends.length;
       opts.onProgress?.(progress);
     }
   } finally {
     if (!opts.pool) await pool.close();
   }
-  const table = new ChunkTable(new Float64Array(sizesOut.length), Buffer.alloc(ids.length * CHUNK_ID_BYTES));
-  let end = 0;
-  for (let i = 0; i < sizesOut.length; i++) {
-    end += sizesOut[i]!;
-    table.ends[i] = end;
-    table.ids.set(ids[i]!, i * CHUNK_ID_BYTES);
-  }
+  const table = new ChunkTable(Float64Array.from(ends), Buffer.concat(idParts, ends.length * CHUNK_ID_BYTES));
   return {
     index: { flags: CAIBX_DEFAULT_FLAGS, sizes, table },
     bytes: progress.bytes,
@@ -103,4 +106,17 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array>, opts: Mak
     newChunks: progress.newChunks,
     newStoredBytes,
   };
+}
+
+/** Store the encoded chunks of a batch in a generic WriteStore; marks already-present ones -1. */
+async function storeEncoded(store: WriteStore, r: BatchResult): Promise<BatchResult> {
+  const stored = r.stored!;
+  let off = 0;
+  const puts = r.storedSizes.map((size, i) => {
+    const bytes = stored.subarray(off, off + size);
+    off += size;
+    return store.storeChunk(r.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES), bytes);
+  });
+  const written = await Promise.all(puts);
+  return { ids: r.ids, storedSizes: r.storedSizes.map((size, i) => (written[i] ? size : -1)) };
 }

@@ -8,8 +8,15 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EncodedChunk } from '../chunk.js';
-import { BootfsError, ChunkCorruptError } from '../errors.js';
-import type { Job, Reply } from './protocol.js';
+import { BootfsError, ChunkCorruptError, IoError } from '../errors.js';
+import type { BatchMode, Job, Reply } from './protocol.js';
+
+/** What a batch job returns: IDs (32 bytes each), stored sizes and, for 'encode', the stored bytes back to back. */
+export interface BatchResult {
+  ids: Buffer;
+  storedSizes: number[];
+  stored?: Buffer;
+}
 
 interface Pending {
   resolve: (r: Reply) => void;
@@ -39,6 +46,12 @@ function sourceWorker(): Worker {
  */
 function transferable(buf: Uint8Array): Uint8Array {
   return new Uint8Array(buf); // copies (Buffer#slice would return a view)
+}
+
+/** `buf` itself when it spans its whole ArrayBuffer (so transferring it detaches nothing else), else a copy. */
+function ownedBuffer(buf: Uint8Array): Uint8Array {
+  const whole = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
+  return whole ? buf : transferable(buf);
 }
 
 export class ChunkPool {
@@ -79,9 +92,24 @@ export class ChunkPool {
     return { id: Buffer.from(reply.id!), stored: Buffer.from(reply.stored!.buffer, 0, reply.stored!.length) };
   }
 
+  /**
+   * Process a batch of consecutive chunks (see ChunkBatch) in one worker: hash each, and per
+   * `mode` also compress ('encode', returning the stored bytes) or write the missing ones into the
+   * local store at `root` ('store-local'). `data`'s ArrayBuffer is transferred: the caller gives
+   * it up (chunkBatches hands out buffers nothing else references).
+   */
+  async batch(data: Uint8Array, ends: number[], mode: BatchMode, root?: string): Promise<BatchResult> {
+    const job: Job = { seq: 0, op: 'batch', data, ends, mode };
+    if (root !== undefined) job.root = root;
+    const reply = await this.submit(job, true);
+    const result: BatchResult = { ids: Buffer.from(reply.ids!.buffer, 0, reply.ids!.length), storedSizes: reply.storedSizes ?? [] };
+    if (reply.stored) result.stored = Buffer.from(reply.stored.buffer, 0, reply.stored.length);
+    return result;
+  }
+
   /** Hash only (an index without a store). */
-  async hash(plain: Uint8Array): Promise<Buffer> {
-    const reply = await this.submit({ seq: 0, op: 'hash', plain: transferable(plain) }, true);
+  async hash(plain: Uint8Array, owned = false): Promise<Buffer> {
+    const reply = await this.submit({ seq: 0, op: 'hash', plain: owned ? ownedBuffer(plain) : transferable(plain) }, true);
     return Buffer.from(reply.id!);
   }
 
@@ -111,13 +139,14 @@ export class ChunkPool {
         resolve: (r) => {
           if (r.ok) resolve(r);
           else if (r.corrupt) reject(new ChunkCorruptError(r.corrupt.chunkId, r.corrupt.location, r.corrupt.reason));
+          else if (r.code === 'ERR_IO') reject(new IoError(r.message));
           else reject(new BootfsError(r.message));
         },
         reject,
       });
       const list: ArrayBuffer[] = [];
       if (transfer) {
-        const buf = job.op === 'decode' ? job.stored : job.plain;
+        const buf = job.op === 'decode' ? job.stored : job.op === 'batch' ? job.data : job.plain;
         list.push(buf.buffer as ArrayBuffer);
       }
       slot.worker.postMessage(job, list);

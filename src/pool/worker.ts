@@ -1,7 +1,9 @@
 /** Worker thread of the chunk pool: hashes, compresses, decompresses and verifies chunks. */
 import { parentPort } from 'node:worker_threads';
-import { chunkId, decodeChunk, encodeChunk } from '../chunk.js';
+import { CHUNK_ID_BYTES, chunkId, decodeChunk, encodeChunk } from '../chunk.js';
+import { compressToScratch } from '../codec/zstd.js';
 import { ChunkCorruptError } from '../errors.js';
+import { LocalStore } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
 
 /** A fresh, exactly-sized copy whose ArrayBuffer can be transferred without detaching shared memory. */
@@ -11,6 +13,14 @@ function own(buf: Uint8Array): Uint8Array {
   return copy;
 }
 
+/** One LocalStore per root, so its known-shard cache lives as long as the worker. */
+const stores = new Map<string, LocalStore>();
+function localStore(root: string): LocalStore {
+  let store = stores.get(root);
+  if (!store) stores.set(root, (store = LocalStore.unchecked(root)));
+  return store;
+}
+
 function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   try {
     switch (job.op) {
@@ -18,6 +28,40 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         const { id, stored } = encodeChunk(job.plain);
         const s = own(stored);
         return { reply: { seq: job.seq, ok: true, id: own(id), stored: s }, transfer: [s.buffer as ArrayBuffer] };
+      }
+      case 'batch': {
+        const n = job.ends.length;
+        const ids = new Uint8Array(n * CHUNK_ID_BYTES);
+        const storedSizes: number[] = [];
+        const storedParts: Uint8Array[] = [];
+        const store = job.mode === 'store-local' ? localStore(job.root!) : undefined;
+        let start = 0;
+        for (let i = 0; i < n; i++) {
+          const end = job.ends[i]!;
+          const plain = job.data.subarray(start, end);
+          const id = chunkId(plain);
+          ids.set(id, i * CHUNK_ID_BYTES);
+          if (store) storedSizes.push(store.storeChunkSync(id, () => compressToScratch(plain)));
+          else if (job.mode === 'encode') {
+            const stored = compressToScratch(plain);
+            storedParts.push(own(stored));
+            storedSizes.push(stored.length);
+          }
+          start = end;
+        }
+        const reply: Reply = { seq: job.seq, ok: true, ids, storedSizes };
+        const transfer = [ids.buffer as ArrayBuffer];
+        if (job.mode === 'encode') {
+          const all = new Uint8Array(storedSizes.reduce((a, b) => a + b, 0));
+          let off = 0;
+          for (const part of storedParts) {
+            all.set(part, off);
+            off += part.length;
+          }
+          reply.stored = all;
+          transfer.push(all.buffer as ArrayBuffer);
+        }
+        return { reply, transfer };
       }
       case 'hash':
         return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain)) }, transfer: [] };
@@ -32,7 +76,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   } catch (err) {
     const corrupt =
       err instanceof ChunkCorruptError ? { chunkId: err.chunkId, location: err.location, reason: err.reason } : undefined;
-    const reply: Reply = { seq: job.seq, ok: false, message: (err as Error).message };
+    const reply: Reply = { seq: job.seq, ok: false, message: (err as Error).message, code: (err as { code?: string }).code ?? '' };
     if (corrupt) reply.corrupt = corrupt;
     return { reply, transfer: [] };
   }

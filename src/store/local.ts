@@ -5,6 +5,7 @@
  * chunks, and a repeated put is a no-op.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeChunk, idToHex, isHexId } from '../chunk.js';
@@ -105,6 +106,51 @@ export class LocalStore implements PruneStore {
       await unlink(tmp).catch(() => undefined);
       throw new IoError(`cannot store chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
     }
+  }
+
+  /**
+   * Synchronous store for worker threads (the chunk pool writes local stores itself: a sync
+   * syscall in a worker is far cheaper than an fs promise round trip on the main thread).
+   * `stored` may be produced lazily, so a chunk the store already has is never compressed.
+   * Returns the stored size, or -1 when the chunk was already present.
+   */
+  storeChunkSync(id: Uint8Array, produce: () => Uint8Array): number {
+    const hex = idToHex(id);
+    const shard = hex.slice(0, 4);
+    const dir = path.join(this.root, shard);
+    const final = path.join(dir, hex + CHUNK_SUFFIX);
+    if (statSync(final, { throwIfNoEntry: false })?.isFile()) return -1;
+    const stored = produce();
+    const tmp = path.join(dir, `${TEMP_PREFIX}${hex}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    try {
+      if (!this.knownShards.has(shard)) {
+        mkdirSync(dir, { recursive: true });
+        this.knownShards.add(shard);
+      }
+      const fd = openSync(tmp, 'wx', 0o644);
+      try {
+        for (let off = 0; off < stored.length; ) off += writeSync(fd, stored, off);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, final);
+      return stored.length;
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created, or already renamed
+      }
+      throw new IoError(`cannot store chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Shard directories known to exist; saves a mkdir per chunk (a store has at most 65536). */
+  private readonly knownShards = new Set<string>();
+
+  /** Open a store root without checks (worker threads; the main thread already checked it). */
+  static unchecked(root: string): LocalStore {
+    return new LocalStore(root);
   }
 
   async removeChunk(id: Uint8Array): Promise<void> {

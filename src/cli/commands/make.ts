@@ -15,6 +15,7 @@ import { chunkSizeOption, storeOption } from '../options.js';
 
 interface MakeFlags {
   store?: string;
+  digest?: boolean;
   chunkSize: ChunkSizes;
   json?: boolean;
   progress: boolean;
@@ -57,6 +58,7 @@ export function registerMake(program: Command): void {
     .argument('<file>', 'input file, or - for stdin')
     .addOption(storeOption(false))
     .addOption(chunkSizeOption())
+    .option('--digest', 'also print the SHA-512/256 of the whole input (what `casync digest` prints)')
     .option('--json', 'print one JSON result on stdout')
     .option('--no-progress', 'no progress line on stderr')
     .addHelpText(
@@ -68,11 +70,12 @@ export function registerMake(program: Command): void {
       const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;
       const input = await openInput(file);
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
-      // The whole-blob digest casync prints, so users can compare runs and tools.
-      const digest = createHash('sha512-256');
+      // The whole-blob digest `casync digest` prints. Opt-in: it is one more sequential hash of
+      // every byte on the main thread (about a quarter of make's CPU time).
+      const digest = flags.digest ? createHash('sha512-256') : undefined;
       async function* tee(): AsyncGenerator<Uint8Array> {
         for await (const piece of named(input, file)) {
-          digest.update(piece);
+          digest?.update(piece);
           yield piece;
         }
       }
@@ -87,7 +90,7 @@ export function registerMake(program: Command): void {
       const summary = {
         index: indexPath,
         store: store?.location ?? null,
-        digest: idToHex(digest.digest()),
+        digest: digest ? idToHex(digest.digest()) : null,
         bytes: result.bytes,
         chunks: result.chunks,
         newChunks: result.newChunks,
@@ -100,7 +103,8 @@ export function registerMake(program: Command): void {
         process.stdout.write(
           `${indexPath}: ${formatBytes(result.bytes)} in ${result.chunks} chunks` +
             (store ? `, ${result.newChunks} new (${formatBytes(result.newStoredBytes)} stored)` : '') +
-            `, ${formatRate(result.bytes, seconds)}\n${summary.digest}\n`,
+            `, ${formatRate(result.bytes, seconds)}\n` +
+            (summary.digest ? `${summary.digest}\n` : ''),
         );
       }
     });
