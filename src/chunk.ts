@@ -3,7 +3,7 @@
  * define it. Nothing else enters the digest.
  */
 import { createHash } from 'node:crypto';
-import { compressChunk, decompressStored, DecodeFailure } from './codec/zstd.js';
+import { compressChunk, decompressStored, decompressToScratch, DecodeFailure } from './codec/zstd.js';
 import { ChunkCorruptError } from './errors.js';
 
 /** Length of a chunk ID in bytes. */
@@ -42,7 +42,8 @@ export function encodeChunk(plain: Uint8Array): EncodedChunk {
 }
 
 /**
- * Decode stored bytes and verify them against `id`. `size` (when the index gives it) must match
+ * Decode stored bytes and verify them against `id`. With `scratch` the result is a view of a
+ * per-thread buffer, valid until the next decode on this thread. `size` (when the index gives it) must match
  * exactly and bounds decompression; otherwise output is bounded by `maxSize`.
  * Throws ChunkCorruptError naming the chunk and `location`.
  */
@@ -50,23 +51,22 @@ export function decodeChunk(
   id: Uint8Array,
   stored: Uint8Array,
   location: string,
-  opts: { size?: number; maxSize?: number } = {},
+  opts: { size?: number; maxSize?: number; scratch?: boolean } = {},
 ): Buffer {
-  const hex = idToHex(id);
   const bound = opts.size ?? opts.maxSize ?? DEFAULT_MAX_DECODED_SIZE;
   let plain: Buffer;
   try {
-    plain = decompressStored(stored, bound);
+    plain = opts.scratch ? decompressToScratch(stored, bound) : decompressStored(stored, bound);
   } catch (err) {
-    if (err instanceof DecodeFailure) throw new ChunkCorruptError(hex, location, err.message);
+    if (err instanceof DecodeFailure) throw new ChunkCorruptError(idToHex(id), location, err.message);
     throw err;
   }
   if (opts.size !== undefined && plain.length !== opts.size) {
-    throw new ChunkCorruptError(hex, location, `decoded to ${plain.length} bytes, the index says ${opts.size}`);
+    throw new ChunkCorruptError(idToHex(id), location, `decoded to ${plain.length} bytes, the index says ${opts.size}`);
   }
   const actual = chunkId(plain);
   if (!actual.equals(id)) {
-    throw new ChunkCorruptError(hex, location, `content hashes to ${idToHex(actual)}`);
+    throw new ChunkCorruptError(idToHex(id), location, `content hashes to ${idToHex(actual)}`);
   }
   return plain;
 }

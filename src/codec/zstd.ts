@@ -67,17 +67,33 @@ export function decompressStored(stored: Uint8Array, maxSize: number): Buffer {
   throw new DecodeFailure('unknown compression (not a zstd frame)');
 }
 
+let dscratch: Buffer | undefined;
+
+/**
+ * Like decompressStored, but decodes into a per-thread scratch buffer and returns a view of it,
+ * valid only until the next call (hot paths that write the bytes out immediately).
+ */
+export function decompressToScratch(stored: Uint8Array, maxSize: number): Buffer {
+  if (!startsWith(stored, ZSTD_MAGIC)) return decompressStored(stored, maxSize);
+  if (!dscratch || dscratch.length < maxSize + 1) dscratch = Buffer.allocUnsafeSlow(Math.max(maxSize + 1, 1 << 20));
+  return zstdInto(stored, maxSize, dscratch);
+}
+
 function zstdBounded(src: Uint8Array, maxSize: number): Buffer {
+  // One byte of headroom: filling it proves the output is larger than allowed.
+  return Buffer.from(zstdInto(src, maxSize, Buffer.allocUnsafe(maxSize + 1)));
+}
+
+/** Decode into `dst` (at least maxSize + 1 bytes); returns the view of the decoded bytes. */
+function zstdInto(src: Uint8Array, maxSize: number, dst: Buffer): Buffer {
   dctx ??= new binding.DCtx();
   dctx.reset(binding.ResetDirective.sessionOnly);
-  // One byte of headroom: filling it proves the output is larger than allowed.
-  const dst = Buffer.allocUnsafe(maxSize + 1);
   let produced = 0;
   let consumed = 0;
   let frameDone = false;
   try {
     while (consumed < src.length) {
-      const [ret, out, inp] = dctx.decompressStream(dst.subarray(produced), src.subarray(consumed));
+      const [ret, out, inp] = dctx.decompressStream(dst.subarray(produced, maxSize + 1), src.subarray(consumed));
       produced += out;
       consumed += inp;
       if (produced > maxSize) throw new DecodeFailure(`decompresses to more than ${maxSize} bytes`);
@@ -87,7 +103,7 @@ function zstdBounded(src: Uint8Array, maxSize: number): Buffer {
     }
     // Flush anything the decoder still holds (it may buffer output when dst was tight).
     while (!frameDone) {
-      const [ret, out] = dctx.decompressStream(dst.subarray(produced), Buffer.alloc(0));
+      const [ret, out] = dctx.decompressStream(dst.subarray(produced, maxSize + 1), Buffer.alloc(0));
       produced += out;
       if (produced > maxSize) throw new DecodeFailure(`decompresses to more than ${maxSize} bytes`);
       frameDone = ret === 0;
@@ -100,5 +116,5 @@ function zstdBounded(src: Uint8Array, maxSize: number): Buffer {
     dctx.reset(binding.ResetDirective.sessionOnly);
   }
   if (!frameDone) throw new DecodeFailure('truncated zstd frame');
-  return Buffer.from(dst.subarray(0, produced));
+  return dst.subarray(0, produced);
 }

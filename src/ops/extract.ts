@@ -10,6 +10,8 @@ import type { Writable } from 'node:stream';
 import { errnoCode, IoError } from '../errors.js';
 import type { BlobIndex } from '../index/caibx.js';
 import { ChunkPool } from '../pool/chunk-pool.js';
+import { CHUNK_ID_BYTES } from '../chunk.js';
+import { LocalStore } from '../store/local.js';
 import type { ChunkStore } from '../store/types.js';
 import { mapOrdered } from './ordered.js';
 
@@ -28,6 +30,11 @@ export interface ExtractOptions {
 
 /** Bytes to write, in order; implemented by a file (temp + rename) or a stream (stdout). */
 export interface BlobSink {
+  /**
+   * A regular file the output goes to, when positioned writes into it are allowed (workers then
+   * fill it in parallel instead of calling write()). Absent for streams, devices and FIFOs.
+   */
+  readonly positionalPath?: string;
   write(buf: Buffer): Promise<void>;
   /** Make the output visible (rename into place / flush). */
   commit(): Promise<void>;
@@ -41,6 +48,11 @@ export async function extractBlob(index: BlobIndex, store: ChunkStore, sink: Blo
   const { table } = index;
   const progress: ExtractProgress = { bytes: 0, chunks: 0 };
   try {
+    if (store instanceof LocalStore) {
+      await extractLocal(index, store, sink, pool, progress, opts);
+      await sink.commit();
+      return progress;
+    }
     const indices = Array.from({ length: table.count }, (_, i) => i);
     const chunks = mapOrdered(indices, opts.inFlight ?? 32, async (i) => {
       opts.signal?.throwIfAborted();
@@ -63,6 +75,44 @@ export async function extractBlob(index: BlobIndex, store: ChunkStore, sink: Blo
     if (!opts.pool) await pool.close();
   }
   return progress;
+}
+
+/** Plain bytes per worker job when extracting from a local store: few messages, short tail. */
+const EXTRACT_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** Consecutive chunk ranges [first, last) of about EXTRACT_BATCH_BYTES plain bytes each. */
+function* batchRanges(index: BlobIndex): Generator<[number, number]> {
+  const { table } = index;
+  let first = 0;
+  for (let i = 0; i < table.count; i++) {
+    if (table.end(i) - table.start(first) >= EXTRACT_BATCH_BYTES || i === table.count - 1) {
+      yield [first, i + 1];
+      first = i + 1;
+    }
+  }
+}
+
+/**
+ * Local stores: workers read, decode and verify whole batches with sync I/O, and write them in
+ * place when the sink is a regular file; the main thread only schedules.
+ */
+async function extractLocal(index: BlobIndex, store: LocalStore, sink: BlobSink, pool: ChunkPool, progress: ExtractProgress, opts: ExtractOptions): Promise<void> {
+  const { table } = index;
+  const out = sink.positionalPath;
+  const jobs = mapOrdered(batchRanges(index), 2 * pool.threads, async ([first, last]) => {
+    opts.signal?.throwIfAborted();
+    const sizes: number[] = [];
+    for (let i = first; i < last; i++) sizes.push(table.size(i));
+    const ids = table.ids.subarray(first * CHUNK_ID_BYTES, last * CHUNK_ID_BYTES);
+    const plain = await pool.extractLocal(store.root, ids, sizes, out === undefined ? undefined : { path: out, offset: table.start(first) });
+    return { plain, chunks: last - first, bytes: table.end(last - 1) - table.start(first) };
+  });
+  for await (const r of jobs) {
+    if (r.plain) await sink.write(r.plain);
+    progress.bytes += r.bytes;
+    progress.chunks += r.chunks;
+    opts.onProgress?.(progress);
+  }
 }
 
 /**
@@ -93,6 +143,7 @@ export async function fileSink(target: string): Promise<BlobSink> {
     }
   };
   return {
+    ...(direct ? {} : { positionalPath: tmp }),
     async write(buf) {
       try {
         await fh.write(buf);

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EncodedChunk } from '../chunk.js';
-import { BootfsError, ChunkCorruptError, IoError } from '../errors.js';
+import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import type { BatchMode, Job, Reply } from './protocol.js';
 
 /** What a batch job returns: IDs (32 bytes each), stored sizes and, for 'encode', the stored bytes back to back. */
@@ -88,7 +88,8 @@ export class ChunkPool {
 
   /** Hash and compress plain bytes. */
   async encode(plain: Uint8Array): Promise<EncodedChunk> {
-    const reply = await this.submit({ seq: 0, op: 'encode', plain: transferable(plain) }, true);
+    const copy = transferable(plain);
+    const reply = await this.submit({ seq: 0, op: 'encode', plain: copy }, [copy]);
     return { id: Buffer.from(reply.id!), stored: Buffer.from(reply.stored!.buffer, 0, reply.stored!.length) };
   }
 
@@ -101,22 +102,36 @@ export class ChunkPool {
   async batch(data: Uint8Array, ends: number[], mode: BatchMode, root?: string): Promise<BatchResult> {
     const job: Job = { seq: 0, op: 'batch', data, ends, mode };
     if (root !== undefined) job.root = root;
-    const reply = await this.submit(job, true);
+    const reply = await this.submit(job, [data]);
     const result: BatchResult = { ids: Buffer.from(reply.ids!.buffer, 0, reply.ids!.length), storedSizes: reply.storedSizes ?? [] };
     if (reply.stored) result.stored = Buffer.from(reply.stored.buffer, 0, reply.stored.length);
     return result;
   }
 
+  /**
+   * Read, decode and verify consecutive chunks from the local store at `root`. With `outPath`
+   * they are written into that (existing) file at `outOffset` and nothing is returned; otherwise
+   * their plain bytes come back concatenated. Rejects with ChunkNotFoundError / ChunkCorruptError.
+   */
+  async extractLocal(root: string, ids: Uint8Array, sizes: number[], out?: { path: string; offset: number }): Promise<Buffer | undefined> {
+    const idCopy = new Uint8Array(ids);
+    const job: Job = { seq: 0, op: 'extract-local', root, ids: idCopy, sizes, outOffset: out?.offset ?? 0 };
+    if (out) job.outPath = out.path;
+    const reply = await this.submit(job, [idCopy]);
+    return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
+  }
+
   /** Hash only (an index without a store). */
   async hash(plain: Uint8Array, owned = false): Promise<Buffer> {
-    const reply = await this.submit({ seq: 0, op: 'hash', plain: owned ? ownedBuffer(plain) : transferable(plain) }, true);
+    const buf = owned ? ownedBuffer(plain) : transferable(plain);
+    const reply = await this.submit({ seq: 0, op: 'hash', plain: buf }, [buf]);
     return Buffer.from(reply.id!);
   }
 
   /** Decompress and verify; rejects with ChunkCorruptError. */
   async decode(id: Uint8Array, stored: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer> {
-    const job: Job = { seq: 0, op: 'decode', id, stored: transferable(stored), location, ...opts };
-    const reply = await this.submit(job, true);
+    const copy = transferable(stored);
+    const reply = await this.submit({ seq: 0, op: 'decode', id, stored: copy, location, ...opts }, [copy]);
     return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
   }
 
@@ -127,7 +142,8 @@ export class ChunkPool {
     this.failAll(new BootfsError('chunk pool closed'));
   }
 
-  private submit(job: Job, transfer: boolean): Promise<Extract<Reply, { ok: true }>> {
+  /** Send `job` to the least-loaded worker; the buffers in `transfer` move to it (the caller gives them up). */
+  private submit(job: Job, transfer: Uint8Array[]): Promise<Extract<Reply, { ok: true }>> {
     if (this.closed) return Promise.reject(new BootfsError('chunk pool closed'));
     job.seq = ++this.seq;
     // Least-loaded worker: chunks vary in size and zstd time varies with content.
@@ -139,17 +155,13 @@ export class ChunkPool {
         resolve: (r) => {
           if (r.ok) resolve(r);
           else if (r.corrupt) reject(new ChunkCorruptError(r.corrupt.chunkId, r.corrupt.location, r.corrupt.reason));
+          else if (r.missing) reject(new ChunkNotFoundError(r.missing.chunkId, r.missing.location));
           else if (r.code === 'ERR_IO') reject(new IoError(r.message));
           else reject(new BootfsError(r.message));
         },
         reject,
       });
-      const list: ArrayBuffer[] = [];
-      if (transfer) {
-        const buf = job.op === 'decode' ? job.stored : job.op === 'batch' ? job.data : job.plain;
-        list.push(buf.buffer as ArrayBuffer);
-      }
-      slot.worker.postMessage(job, list);
+      slot.worker.postMessage(job, transfer.map((b) => b.buffer as ArrayBuffer));
     });
   }
 

@@ -8,6 +8,12 @@ export type Job =
    * `mode` 'encode' also return the stored bytes; with 'store-local' write missing ones to `root`.
    */
   | { seq: number; op: 'batch'; data: Uint8Array; ends: number[]; mode: BatchMode; root?: string }
+  /**
+   * Read chunks `ids` (32 bytes each) from the local store at `root`, decode and verify each
+   * against its ID and `sizes[i]`; then either write them at `outOffset` into the file `outPath`
+   * (positioned writes: workers fill one file in parallel) or return them back to back.
+   */
+  | { seq: number; op: 'extract-local'; root: string; ids: Uint8Array; sizes: number[]; outPath?: string; outOffset: number }
   | { seq: number; op: 'decode'; id: Uint8Array; stored: Uint8Array; location: string; size?: number; maxSize?: number };
 
 export type BatchMode = 'hash' | 'encode' | 'store-local';
@@ -24,4 +30,11 @@ export type Reply =
       /** Batch replies: stored size per chunk ('store-local': -1 when the store already had it). */
       storedSizes?: number[];
     }
-  | { seq: number; ok: false; corrupt?: { chunkId: string; location: string; reason: string }; message: string; code?: string };
+  | {
+      seq: number;
+      ok: false;
+      corrupt?: { chunkId: string; location: string; reason: string };
+      missing?: { chunkId: string; location: string };
+      message: string;
+      code?: string;
+    };

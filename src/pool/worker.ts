@@ -2,7 +2,8 @@
 import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { ChunkCorruptError } from '../errors.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
 
@@ -63,6 +64,31 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         }
         return { reply, transfer };
       }
+      case 'extract-local': {
+        const store = localStore(job.root);
+        const total = job.sizes.reduce((a, b) => a + b, 0);
+        const out = job.outPath === undefined ? new Uint8Array(total) : undefined;
+        const fd = job.outPath === undefined ? undefined : openSync(job.outPath, 'r+');
+        try {
+          let off = 0;
+          for (let i = 0; i < job.sizes.length; i++) {
+            const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+            const size = job.sizes[i]!;
+            const plain = decodeChunk(id, store.getStoredSync(id), store.location, { size, scratch: true });
+            if (out) out.set(plain, off);
+            else for (let w = 0; w < size; ) w += writeSync(fd!, plain, w, size - w, job.outOffset + off + w);
+            off += size;
+          }
+        } catch (err) {
+          if (fd !== undefined && !(err instanceof BootfsError)) throw new IoError(`cannot write ${job.outPath}: ${(err as Error).message}`, err);
+          throw err;
+        } finally {
+          if (fd !== undefined) closeSync(fd);
+        }
+        const reply: Reply = { seq: job.seq, ok: true };
+        if (out) reply.plain = out;
+        return { reply, transfer: out ? [out.buffer as ArrayBuffer] : [] };
+      }
       case 'hash':
         return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain)) }, transfer: [] };
       case 'decode': {
@@ -74,10 +100,9 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
       }
     }
   } catch (err) {
-    const corrupt =
-      err instanceof ChunkCorruptError ? { chunkId: err.chunkId, location: err.location, reason: err.reason } : undefined;
     const reply: Reply = { seq: job.seq, ok: false, message: (err as Error).message, code: (err as { code?: string }).code ?? '' };
-    if (corrupt) reply.corrupt = corrupt;
+    if (err instanceof ChunkCorruptError) reply.corrupt = { chunkId: err.chunkId, location: err.location, reason: err.reason };
+    if (err instanceof ChunkNotFoundError) reply.missing = { chunkId: err.chunkId, location: err.location };
     return { reply, transfer: [] };
   }
 }

@@ -5,7 +5,7 @@
  * chunks, and a repeated put is a no-op.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeChunk, idToHex, isHexId } from '../chunk.js';
@@ -60,6 +60,17 @@ export class LocalStore implements PruneStore {
     const file = this.chunkPath(id);
     try {
       return await readFile(file);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChunkNotFoundError(idToHex(id), this.location);
+      throw new IoError(`cannot read chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Synchronous read of a chunk's stored bytes, for worker threads. Same errors as getStored. */
+  getStoredSync(id: Uint8Array): Buffer {
+    try {
+      return readFileSync(this.chunkPath(id));
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChunkNotFoundError(idToHex(id), this.location);

@@ -4,6 +4,14 @@ import { UsageError } from '../../errors.js';
 import { readCaibxFile } from '../../index/caibx.js';
 import { extractBlob, fileSink, streamSink } from '../../ops/extract.js';
 import { openStore } from '../../store/location.js';
+import { ChunkNotFoundError } from '../../errors.js';
+import type { ChunkStore } from '../../store/types.js';
+
+/** A store with nothing in it, for indexes that name no chunk. */
+function emptyStore(location: string): ChunkStore {
+  const missing = (id: Uint8Array): Promise<never> => Promise.reject(new ChunkNotFoundError(Buffer.from(id).toString('hex'), location));
+  return { location, getStored: missing, getChunk: missing, hasChunk: async () => false, close: async () => {} };
+}
 import { formatBytes, formatRate, printJson, Progress } from '../output.js';
 import { assertStdoutFree, storeOption } from '../options.js';
 
@@ -33,7 +41,8 @@ export function registerExtract(program: Command): void {
       assertStdoutFree(!!flags.json, out === '-');
       const started = performance.now();
       const index = await readCaibxFile(indexPath);
-      const store = await openStore(flags.store);
+      // An empty blob needs no chunk, and casync creates no store for one: don't demand it exists.
+      const store = index.table.count === 0 ? await openStore(flags.store).catch(() => emptyStore(flags.store!)) : await openStore(flags.store);
       const sink = out === '-' ? streamSink(process.stdout) : await fileSink(out);
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const total = index.table.totalSize;
