@@ -158,7 +158,7 @@ describe('bad input leaves no partial output and an unchanged store', () => {
 
   it('a .caibx with bad magic: exit 3', async () => {
     const p = await garble('magic.caibx', (b) => {
-      b[8] ^= 0xff;
+      b[8]! ^= 0xff;
       return b;
     });
     await extractFails(store, p, 3, /magic/);

@@ -25,7 +25,7 @@ async function writeRandom(file: string, size: number): Promise<void> {
   const block = Buffer.alloc(4 * 1024 * 1024);
   for (let left = size; left > 0; ) {
     const n = Math.min(left, block.length);
-    if (!out.write(cipher.update(block.subarray(0, n)))) await new Promise((r) => out.once('drain', r));
+    if (!out.write(cipher.update(block.subarray(0, n)))) await new Promise<void>((r) => out.once('drain', () => r()));
     left -= n;
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
