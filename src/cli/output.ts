@@ -47,6 +47,23 @@ export class Progress {
   }
 }
 
+/**
+ * One progress line: a bar and percentage when the total is known, then bytes, rate and `extra`.
+ * `[##########..........]  50%  128.0 MiB / 256.0 MiB  312.4 MB/s  2001 chunks`
+ */
+export function progressLine(done: number, total: number | undefined, startedMs: number, extra = ''): string {
+  const seconds = (Date.now() - startedMs) / 1000;
+  const rate = formatRate(done, seconds);
+  if (total && total > 0) {
+    const frac = Math.min(1, done / total);
+    const width = 20;
+    const filled = Math.round(frac * width);
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.floor(frac * 100)).padStart(3)}%`;
+    return `${bar}  ${formatBytes(done)} / ${formatBytes(total)}  ${rate}${extra ? '  ' + extra : ''}`;
+  }
+  return `${formatBytes(done)}  ${rate}${extra ? '  ' + extra : ''}`;
+}
+
 /** Rate over an elapsed time: "123.4 MB/s" (decimal MB, as benchmarks report). */
 export function formatRate(bytes: number, seconds: number): string {
   return seconds > 0 ? `${(bytes / 1e6 / seconds).toFixed(1)} MB/s` : '-';

@@ -12,7 +12,7 @@ function emptyStore(location: string): ChunkStore {
   const missing = (id: Uint8Array): Promise<never> => Promise.reject(new ChunkNotFoundError(Buffer.from(id).toString('hex'), location));
   return { location, getStored: missing, getChunk: missing, hasChunk: async () => false, close: async () => {} };
 }
-import { formatBytes, formatRate, printJson, Progress } from '../output.js';
+import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
 import { assertStdoutFree, storeOption } from '../options.js';
 
 interface ExtractFlags {
@@ -40,6 +40,7 @@ export function registerExtract(program: Command): void {
       if (!flags.store) throw new UsageError('extract needs --store (or BOOTFS_STORE)');
       assertStdoutFree(!!flags.json, out === '-');
       const started = performance.now();
+      const startedMs = Date.now();
       const index = await readCaibxFile(indexPath);
       // An empty blob needs no chunk, and casync creates no store for one: don't demand it exists.
       const store = index.table.count === 0 ? await openStore(flags.store).catch(() => emptyStore(flags.store!)) : await openStore(flags.store);
@@ -47,7 +48,7 @@ export function registerExtract(program: Command): void {
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const total = index.table.totalSize;
       const done = await extractBlob(index, store, sink, {
-        onProgress: (p) => progress.update(() => `${formatBytes(p.bytes)} / ${formatBytes(total)}`),
+        onProgress: (p) => progress.update(() => progressLine(p.bytes, total, startedMs)),
       });
       progress.done();
       const seconds = (performance.now() - started) / 1000;

@@ -10,7 +10,7 @@ import { writeCaibxFile } from '../../index/caibx.js';
 import { makeBlobIndex } from '../../ops/make.js';
 import { openStore } from '../../store/location.js';
 import { createHash } from 'node:crypto';
-import { formatBytes, formatRate, printJson, Progress } from '../output.js';
+import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
 import { chunkSizeOption, storeOption } from '../options.js';
 
 interface MakeFlags {
@@ -21,18 +21,24 @@ interface MakeFlags {
   progress: boolean;
 }
 
-/** Open FILE or '-' (stdin) as a byte stream; missing files are NotFoundError (exit 2). */
-export async function openInput(file: string): Promise<Readable> {
-  if (file === '-') return process.stdin;
+/**
+ * Open FILE or '-' (stdin) as a byte stream, with its size when it is a regular file (for the
+ * progress bar); missing files are NotFoundError (exit 2).
+ */
+export async function openInput(file: string): Promise<{ stream: Readable; size?: number }> {
+  if (file === '-') return { stream: process.stdin };
+  let size: number | undefined;
   try {
     const st = await stat(file);
     if (st.isDirectory()) throw new IoError(`input ${file} is a directory (bootfs make takes a file; directories come with bootfs convert)`);
+    if (st.isFile()) size = st.size;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`input file ${file} not found`);
     if (err instanceof IoError) throw err;
     throw new IoError(`cannot read input ${file}: ${(err as Error).message}`, err);
   }
-  return createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const stream = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  return size === undefined ? { stream } : { stream, size };
 }
 
 /** Wrap read errors so they name the input. */
@@ -69,12 +75,13 @@ export function registerMake(program: Command): void {
       const started = performance.now();
       const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;
       const input = await openInput(file);
+      const startedMs = Date.now();
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       // The whole-blob digest `casync digest` prints. Opt-in: it is one more sequential hash of
       // every byte on the main thread (about a quarter of make's CPU time).
       const digest = flags.digest ? createHash('sha512-256') : undefined;
       async function* tee(): AsyncGenerator<Uint8Array> {
-        for await (const piece of named(input, file)) {
+        for await (const piece of named(input.stream, file)) {
           digest?.update(piece);
           yield piece;
         }
@@ -82,7 +89,7 @@ export function registerMake(program: Command): void {
       const result = await makeBlobIndex(tee(), {
         sizes: flags.chunkSize,
         ...(store ? { store } : {}),
-        onProgress: (p) => progress.update(() => `${formatBytes(p.bytes)}  ${p.chunks} chunks  ${p.newChunks} new`),
+        onProgress: (p) => progress.update(() => progressLine(p.bytes, input.size, startedMs, `${p.chunks} chunks, ${p.newChunks} new`)),
       });
       progress.done();
       await writeCaibxFile(indexPath, result.index);
