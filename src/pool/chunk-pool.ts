@@ -65,11 +65,10 @@ export class ChunkPool {
     const n = Math.max(1, Math.floor(threads));
     for (let i = 0; i < n; i++) {
       const worker = fromSource ? sourceWorker() : new Worker(workerUrl);
-      // Don't keep the process alive just for idle workers; pending jobs keep it alive via promises.
-      worker.unref();
       const slot: Slot = { worker, inFlight: 0 };
       worker.on('message', (reply: Reply) => {
-        slot.inFlight--;
+        // Idle workers must not keep the process alive; busy ones must (see submit).
+        if (--slot.inFlight === 0) worker.unref();
         const p = this.pending.get(reply.seq);
         this.pending.delete(reply.seq);
         p?.resolve(reply);
@@ -78,6 +77,8 @@ export class ChunkPool {
       worker.on('exit', (code) => {
         if (!this.closed) this.failAll(new BootfsError(`chunk worker exited unexpectedly with code ${code}`));
       });
+      // Idle until the first job. After the listeners: attaching one refs the worker's port again.
+      worker.unref();
       this.slots.push(slot);
     }
   }
@@ -149,7 +150,7 @@ export class ChunkPool {
     // Least-loaded worker: chunks vary in size and zstd time varies with content.
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.inFlight < slot.inFlight) slot = s;
-    slot.inFlight++;
+    if (slot.inFlight++ === 0) slot.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(job.seq, {
         resolve: (r) => {
@@ -169,4 +170,16 @@ export class ChunkPool {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
+}
+
+let shared: ChunkPool | undefined;
+
+/**
+ * The process-wide pool the CLI uses. Created on first use; `bin.ts` creates it before loading the
+ * rest of the CLI so worker start-up (~70 ms each here) overlaps module loading. Its workers are
+ * unref'd, so it never keeps the process alive.
+ */
+export function sharedPool(): ChunkPool {
+  shared ??= new ChunkPool();
+  return shared;
 }

@@ -4,6 +4,7 @@ import { UsageError } from '../../errors.js';
 import { readCaibxFile } from '../../index/caibx.js';
 import { extractBlob, fileSink, streamSink } from '../../ops/extract.js';
 import { openStore } from '../../store/location.js';
+import { sharedPool } from '../../pool/chunk-pool.js';
 import { ChunkNotFoundError } from '../../errors.js';
 import type { ChunkStore } from '../../store/types.js';
 
@@ -48,6 +49,7 @@ export function registerExtract(program: Command): void {
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const total = index.table.totalSize;
       const done = await extractBlob(index, store, sink, {
+        pool: sharedPool(),
         onProgress: (p) => progress.update(() => progressLine(p.bytes, total, startedMs)),
       });
       progress.done();

@@ -9,6 +9,7 @@ import { errnoCode, IoError, NotFoundError } from '../../errors.js';
 import { writeCaibxFile } from '../../index/caibx.js';
 import { makeBlobIndex } from '../../ops/make.js';
 import { openStore } from '../../store/location.js';
+import { sharedPool } from '../../pool/chunk-pool.js';
 import { createHash } from 'node:crypto';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
 import { chunkSizeOption, storeOption } from '../options.js';
@@ -88,6 +89,7 @@ export function registerMake(program: Command): void {
       }
       const result = await makeBlobIndex(tee(), {
         sizes: flags.chunkSize,
+        pool: sharedPool(),
         ...(store ? { store } : {}),
         onProgress: (p) => progress.update(() => progressLine(p.bytes, input.size, startedMs, `${p.chunks} chunks, ${p.newChunks} new`)),
       });

@@ -4,6 +4,7 @@ import { BootfsError, ExitCode } from '../../errors.js';
 import { readCaibxFile } from '../../index/caibx.js';
 import { pruneStore, storeStats, verifyStore } from '../../ops/store-maint.js';
 import { openStore } from '../../store/location.js';
+import { sharedPool } from '../../pool/chunk-pool.js';
 import { formatBytes, printJson, Progress } from '../output.js';
 import { parseDuration } from '../options.js';
 
@@ -32,7 +33,7 @@ export function registerStore(program: Command): void {
     .action(async (dir: string, flags: { repair?: boolean; json?: boolean }) => {
       const s = await openStore(dir);
       const progress = new Progress();
-      const result = await verifyStore(s, { repair: !!flags.repair, onProgress: (n) => progress.update(() => `${n} chunks checked`) });
+      const result = await verifyStore(s, { repair: !!flags.repair, pool: sharedPool(), onProgress: (n) => progress.update(() => `${n} chunks checked`) });
       progress.done();
       if (flags.json) printJson({ store: s.location, ...result });
       else {

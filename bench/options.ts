@@ -1,0 +1,101 @@
+/** Command-line flags of the make/extract benchmark, parsed with node:util parseArgs. */
+import { parseArgs } from 'node:util';
+
+/** The inputs the benchmark knows how to prepare. */
+export const INPUT_NAMES = ['random', 'rootfs'] as const;
+/** One of INPUT_NAMES. */
+export type InputName = (typeof INPUT_NAMES)[number];
+
+/** Resolved benchmark options; defaults live in parseBenchArgs. */
+export interface BenchOptions {
+  /** Bytes of random input (the rootfs stream has its own size). */
+  sizeBytes: number;
+  /** Timed repetitions per tool and operation. */
+  runs: number;
+  /** Base directory for the work dir; undefined picks /dev/shm or os.tmpdir(). */
+  dir: string | undefined;
+  /** Keep the work dir (inputs, stores, outputs) instead of deleting it. */
+  keep: boolean;
+  /** Inputs to measure, in order. */
+  inputs: InputName[];
+  help: boolean;
+}
+
+/** Usage text printed by --help and after a flag error. */
+export const USAGE = `usage: npm run bench -- [options]      (after npm run build)
+
+Times bootfs make/extract against casync make/extract on the same inputs and
+writes bench/results/make-extract-<date>.json (and make-extract-latest.json).
+
+options:
+  --size SIZE        random input size (default 256M; K/M/G are binary: 16M = 16 MiB)
+  --runs N           timed repetitions per tool and operation (default 3)
+  --inputs LIST      comma-separated subset of random,rootfs (default random,rootfs)
+  --dir DIR          create the work dir inside DIR (default /dev/shm when it has room,
+                     else the OS temp dir)
+  --keep             keep the work dir (inputs, stores, extracted files) afterwards
+  --help             this text
+
+exit status: 0 when every run succeeded and every extracted file matched its input
+(even if a target is missed: this is a measurement), 1 when a run or a check failed,
+2 for bad usage or a missing tool.`;
+
+/** Thrown for bad flags; run.ts prints the message and the usage. */
+export class BenchUsageError extends Error {}
+
+/** Parse `256M`, `16MiB`, `1G`, `65536` (binary multiples) into bytes. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*$/i.exec(text);
+  if (!m) throw new BenchUsageError(`--size '${text}' is not a size (examples: 16M, 256M, 1G)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const bytes = Number(m[1]) * (unit === '' ? 1 : 1024 ** ('kmg'.indexOf(unit) + 1));
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new BenchUsageError(`--size '${text}' must be a positive size`);
+  return bytes;
+}
+
+function parseRuns(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new BenchUsageError(`--runs '${text}' must be a positive integer`);
+  return n;
+}
+
+function parseInputs(text: string): InputName[] {
+  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const known = new Set<string>(INPUT_NAMES);
+  for (const n of names) {
+    if (!known.has(n)) throw new BenchUsageError(`--inputs: unknown input '${n}' (known: ${INPUT_NAMES.join(', ')})`);
+  }
+  const unique = [...new Set(names)] as InputName[];
+  if (unique.length === 0) throw new BenchUsageError('--inputs must name at least one input');
+  return unique;
+}
+
+/** Turn argv (without node and script) into BenchOptions; throws BenchUsageError. */
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        size: { type: 'string', default: '256M' },
+        runs: { type: 'string', default: '3' },
+        dir: { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        inputs: { type: 'string', default: INPUT_NAMES.join(',') },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new BenchUsageError((err as Error).message);
+  }
+  return {
+    sizeBytes: parseSize(values.size),
+    runs: parseRuns(values.runs),
+    dir: values.dir,
+    keep: values.keep,
+    inputs: parseInputs(values.inputs),
+    help: values.help,
+  };
+}
