@@ -19,7 +19,10 @@ export type BootfsErrorCode =
   | 'ERR_CHUNK_CORRUPT'
   | 'ERR_INDEX_FORMAT'
   | 'ERR_NOT_FOUND'
-  | 'ERR_IO';
+  | 'ERR_IO'
+  | 'ERR_IMAGE'
+  | 'ERR_LAYER'
+  | 'ERR_UNSAFE_PATH';
 
 /** Base class of every error bootfs raises on purpose. */
 export class BootfsError extends Error {
