@@ -2,10 +2,13 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { BootfsError, ExitCode } from '../errors.js';
+import { registerConvert } from './commands/convert.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExtract } from './commands/extract.js';
+import { registerInspect } from './commands/inspect.js';
 import { registerMake } from './commands/make.js';
 import { registerStore } from './commands/store.js';
+import { registerUnpack } from './commands/unpack.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
@@ -35,6 +38,9 @@ export function buildProgram(): Command {
   registerMake(program);
   registerExtract(program);
   registerStore(program);
+  registerConvert(program);
+  registerInspect(program);
+  registerUnpack(program);
   registerDemo(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();

@@ -1,0 +1,115 @@
+/** `bootfs convert`: an image into chunks in a store plus one bootfs index. */
+import { writeFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import type { ChunkSizes } from '../../chunker/params.js';
+import { convertImage } from '../../converter/convert.js';
+import { IoError, UsageError } from '../../errors.js';
+import { parseImageRef, parsePlatform } from '../../oci/index.js';
+import { sharedPool } from '../../pool/chunk-pool.js';
+import { openStore } from '../../store/location.js';
+import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
+import { chunkSizeOption, storeOption } from '../options.js';
+
+interface ConvertFlags {
+  store?: string;
+  indexOut?: string;
+  chunkSize: ChunkSizes;
+  platform?: string;
+  tmpdir?: string;
+  json?: boolean;
+  progress: boolean;
+}
+
+/** Write `bytes` to `file` through a temp file beside it, renamed into place. */
+async function writeAtomic(file: string, bytes: Buffer): Promise<void> {
+  const abs = path.resolve(file);
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, bytes, { flag: 'wx' });
+    await rename(tmp, abs);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new IoError(`cannot write ${abs}: ${(err as Error).message}`, err);
+  }
+}
+
+export function registerConvert(program: Command): void {
+  program
+    .command('convert')
+    .summary('convert an image into chunks in a store plus a bootfs index')
+    .description(
+      'Read SRC (skopeo syntax), flatten its layers with the OCI whiteout rules in memory, cut the\n' +
+        "file contents into content-defined chunks, push the chunks the store lacks and write the\n" +
+        'index: the whole filesystem tree, the chunk table of the data stream and the image config.\n' +
+        'Every blob digest is verified. Nothing is extracted to disk; file data is spooled once to\n' +
+        '--tmpdir (it needs room for the image\'s file contents).\n\n' +
+        'SRC transports:\n' +
+        '  oci:DIR[:TAG|@DIGEST]       an OCI image layout\n' +
+        '  oci-archive:FILE[:TAG]      a tar of an OCI layout\n' +
+        '  docker-archive:FILE[:REF]   docker save / podman save output\n' +
+        '  dir:PATH                    a plain root filesystem directory',
+    )
+    .argument('<src>', 'the image to convert')
+    .addOption(storeOption(false))
+    .requiredOption('-o, --index-out <file>', 'the bootfs index to write (replaced atomically)')
+    .addOption(chunkSizeOption())
+    .option('--platform <os/arch[/variant]>', "image to pick from an index or manifest list (default: this host's)")
+    .option('--tmpdir <dir>', 'where to spool file contents while converting (default: $TMPDIR or /tmp)')
+    .option('--json', 'print one JSON summary on stdout')
+    .option('--no-progress', 'no progress line on stderr')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
+    )
+    .action(async (src: string, flags: ConvertFlags) => {
+      if (!flags.indexOut) throw new UsageError('convert needs --index-out FILE');
+      const started = performance.now();
+      const startedMs = Date.now();
+      const ref = parseImageRef(src);
+      const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+      const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;
+      const progress = new Progress(flags.progress && process.stderr.isTTY === true);
+      const result = await convertImage(ref, {
+        sizes: flags.chunkSize,
+        pool: sharedPool(),
+        ...(store ? { store } : {}),
+        ...(platform ? { platform } : {}),
+        ...(flags.tmpdir ? { tmpDir: flags.tmpdir } : {}),
+        onWarning: (m) => {
+          progress.done();
+          process.stderr.write(`bootfs: warning: ${m}\n`);
+        },
+        onProgress: (p) =>
+          progress.update(() =>
+            p.phase === 'layer'
+              ? `layer ${p.index + 1}/${p.count} ${p.digest.slice(0, 19)}  ${formatBytes(p.bytes)} of files`
+              : progressLine(p.bytes, p.total, startedMs, `${p.chunks} chunks, ${p.newChunks} new`),
+          ),
+      });
+      progress.done();
+      await writeAtomic(flags.indexOut, result.index);
+      const seconds = (performance.now() - started) / 1000;
+      const summary = {
+        source: result.reference,
+        index: flags.indexOut,
+        indexBytes: result.index.length,
+        store: store?.location ?? null,
+        layers: result.layers,
+        ...result.counts,
+        bytes: result.bytes,
+        chunks: result.chunks,
+        newChunks: result.newChunks,
+        newStoredBytes: result.newStoredBytes,
+        dedupRatio: Number(result.dedupRatio.toFixed(4)),
+        seconds: Number(seconds.toFixed(3)),
+      };
+      if (flags.json) return printJson(summary);
+      process.stdout.write(
+        `${flags.indexOut}: ${result.counts.entries} entries, ${formatBytes(result.bytes)} of file data in ${result.chunks} chunks` +
+          (store ? `, ${result.newChunks} new (${formatBytes(result.newStoredBytes)} stored, ${(summary.dedupRatio * 100).toFixed(1)}% reused)` : '') +
+          `, index ${formatBytes(result.index.length)}, ${formatRate(result.bytes, seconds)}\n`,
+      );
+    });
+}

@@ -1,0 +1,141 @@
+/**
+ * The convert pipeline: image → flattened tree (in memory) → data stream in sorted path order →
+ * content-defined chunks in a store → one bootfs index.
+ *
+ * Layers are read once: each layer's tar is decompressed, verified and parsed, and every regular
+ * file's bytes are appended to a spool file while the merged tree is built from the headers. Only
+ * when every layer has been applied (so a hostile layer fails before anything is stored) are the
+ * surviving files read back from the spool in sorted path order and chunked. Nothing is extracted
+ * to disk as a filesystem.
+ */
+import { tmpdir } from 'node:os';
+import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/params.js';
+import { encodeBootfsIndex } from '../index/bootfs-builder.js';
+import { makeBlobIndex } from '../ops/make.js';
+import { openImage, type ImageRef, type Platform } from '../oci/index.js';
+import type { ChunkPool } from '../pool/chunk-pool.js';
+import type { WriteStore } from '../store/types.js';
+import { dataOrder, walkSorted } from '../tree/walk.js';
+import type { FsNode, ImageConfig } from '../tree/types.js';
+import { type ContentSource, dataStream } from './content.js';
+import { readDirTree } from './dir-tree.js';
+import { LayerFlattener } from './flatten.js';
+import { Spool } from './spool.js';
+import type { TarLimits } from './tar-reader.js';
+
+export type ConvertProgress =
+  | { phase: 'layer'; index: number; count: number; digest: string; bytes: number }
+  | { phase: 'chunk'; bytes: number; total: number; chunks: number; newChunks: number };
+
+export interface ConvertOptions {
+  /** Where chunks go; without a store only the index is computed. */
+  store?: WriteStore;
+  sizes?: ChunkSizes;
+  platform?: Platform;
+  /** Parent directory of the spool (default os.tmpdir()); needs room for the image's file data. */
+  tmpDir?: string;
+  pool?: ChunkPool;
+  limits?: Partial<TarLimits>;
+  onProgress?: (p: ConvertProgress) => void;
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface TreeCounts {
+  entries: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  other: number;
+}
+
+export interface ConvertResult {
+  /** The encoded bootfs index. */
+  index: Buffer;
+  root: FsNode;
+  config: ImageConfig;
+  reference: string;
+  layers: number;
+  counts: TreeCounts;
+  /** Bytes in the data stream (regular file contents, hardlinks once). */
+  bytes: number;
+  chunks: number;
+  newChunks: number;
+  newStoredBytes: number;
+  /** Fraction of the data stream's chunks the store already had (0 = all new, 1 = all reused). */
+  dedupRatio: number;
+}
+
+/** Convert `ref` into chunks in `opts.store` and return the bootfs index describing it. */
+export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
+  const image = await openImage(ref, opts.platform ? { platform: opts.platform } : {});
+  let spool: Spool | undefined;
+  try {
+    const sources: ContentSource[] = [];
+    let root: FsNode;
+    if (image.rootfsDir !== undefined) {
+      sources.push({ kind: 'dir', root: image.rootfsDir });
+      root = await readDirTree(image.rootfsDir, { sourceIndex: 0, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+    } else {
+      spool = await Spool.create(opts.tmpDir ?? tmpdir());
+      sources.push({ kind: 'spool', spool });
+      const flattener = new LayerFlattener({ spool, sourceIndex: 0, ...(opts.limits ? { limits: opts.limits } : {}) });
+      for (let i = 0; i < image.layers.length; i++) {
+        opts.signal?.throwIfAborted();
+        const layer = image.layers[i]!;
+        const stats = await flattener.applyLayer(image.openLayer(i, opts.signal ? { signal: opts.signal } : {}), layer.digest);
+        opts.onProgress?.({ phase: 'layer', index: i, count: image.layers.length, digest: layer.digest, bytes: stats.bytes });
+      }
+      root = flattener.root;
+      await spool.flush();
+    }
+    const files = dataOrder(root);
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    const made = await makeBlobIndex(dataStream(files, sources), {
+      sizes,
+      ...(opts.store ? { store: opts.store } : {}),
+      ...(opts.pool ? { pool: opts.pool } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onProgress: (p) => opts.onProgress?.({ phase: 'chunk', bytes: p.bytes, total, chunks: p.chunks, newChunks: p.newChunks }),
+    });
+    const index = encodeBootfsIndex({ root, sizes, table: made.index.table, config: image.config });
+    return {
+      index,
+      root,
+      config: image.config,
+      reference: image.reference,
+      layers: image.layers.length,
+      counts: countTree(root),
+      bytes: made.bytes,
+      chunks: made.chunks,
+      newChunks: made.newChunks,
+      newStoredBytes: made.newStoredBytes,
+      dedupRatio: made.chunks === 0 ? 1 : 1 - made.newChunks / made.chunks,
+    };
+  } finally {
+    await spool?.close();
+    await image.close();
+  }
+}
+
+/** Names by kind (the root, which has no name, is not counted); a name of an inode already seen counts as a hardlink. */
+export function countTree(root: FsNode): TreeCounts {
+  const counts: TreeCounts = { entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, other: 0 };
+  const seen = new Set<FsNode>();
+  for (const { node } of walkSorted(root)) {
+    if (node === root) continue;
+    counts.entries++;
+    if (seen.has(node)) {
+      counts.hardlinks++;
+      continue;
+    }
+    seen.add(node);
+    if (node.kind === 'file') counts.files++;
+    else if (node.kind === 'dir') counts.dirs++;
+    else if (node.kind === 'symlink') counts.symlinks++;
+    else counts.other++;
+  }
+  return counts;
+}

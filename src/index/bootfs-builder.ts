@@ -1,0 +1,337 @@
+/**
+ * Builds bootfs index bytes from an FsNode tree, the data stream's chunk table and the image config
+ * (layout: bootfs-index.ts, docs/index-format.md). Output is deterministic: everything is ordered by
+ * name bytes or by the sorted walk, strings are laid out in first-use order, no clock or Map
+ * insertion order reaches the bytes. The builder refuses (RangeError, a programming error) anything
+ * the reader would refuse, so we never write an index we cannot read back.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { CHUNK_ID_BYTES } from '../chunk.js';
+import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
+import { IoError } from '../errors.js';
+import { displayName, type ByteString, type FsNode, type ImageConfig } from '../tree/types.js';
+import { compareByteStrings, sortedNames, walkSorted, type WalkItem } from '../tree/walk.js';
+import {
+  BOOTFS_INDEX_MAGIC, BOOTFS_INDEX_MAJOR, BOOTFS_INDEX_MINOR, CHECKSUM_SIZE, CHUNK_ITEM_SIZE,
+  CHUNKER_FASTCDC_RONOMON, CONFIG_MAX, DIGEST_SHA512_256, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT,
+  INODE, INODE_SIZE, NAME_MAX, PERM_MASK, SECTION_ORDER, SYMLINK_MAX, XATTR, XATTR_NAME_MAX, XATTR_SIZE,
+  XATTR_VALUE_MAX, alignUp, indexChecksum, type SectionName,
+} from './bootfs-index.js';
+import type { ChunkTable } from './chunk-table.js';
+
+/** Everything an index holds. `table` must describe the data stream of `root` (see dataOrder). */
+export interface IndexBuildInput {
+  root: FsNode;
+  sizes: ChunkSizes;
+  table: ChunkTable;
+  config: ImageConfig;
+}
+
+const U32_MAX = 0xffffffff;
+const TWO_32 = 2 ** 32;
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+const NOT_BYTES = /[^\x00-\xff]/;
+
+class Fail extends RangeError {
+  constructor(why: string) {
+    super(`cannot encode bootfs index: ${why}`);
+  }
+}
+
+const isU32 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= U32_MAX;
+
+/** Why `name` cannot be a directory entry name, or undefined. */
+function nameProblem(name: ByteString): string | undefined {
+  if (typeof name !== 'string' || NOT_BYTES.test(name)) return 'is not a byte string';
+  if (name.length === 0 || name.length > NAME_MAX) return `is ${name.length} bytes long (1…${NAME_MAX} allowed)`;
+  if (name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return "is '.', '..' or contains '/' or NUL";
+  return undefined;
+}
+
+/** Why the node cannot be encoded (a phrase that follows its path), or undefined. */
+function nodeProblem(node: FsNode): string | undefined {
+  if (!Object.hasOwn(IFMT, node.kind)) return `has unknown kind ${String(node.kind)}`;
+  if (!Number.isInteger(node.mode) || node.mode < 0 || node.mode > PERM_MASK) return `has mode ${node.mode} outside 0…0o7777`;
+  if (!isU32(node.uid) || !isU32(node.gid)) return `has uid/gid ${node.uid}/${node.gid} outside 0…2^32-1`;
+  if (typeof node.mtimeNs !== 'bigint' || node.mtimeNs < I64_MIN || node.mtimeNs > I64_MAX) return 'has an mtime that is not a signed 64-bit bigint';
+  if (node.kind === 'file' ? !Number.isSafeInteger(node.size) || node.size < 0 : node.size !== 0) {
+    return `has size ${node.size} (files: 0…2^53-1; other kinds: 0)`;
+  }
+  if (node.kind === 'symlink') {
+    const t = node.target;
+    if (typeof t !== 'string' || NOT_BYTES.test(t)) return 'is a symlink without a byte-string target';
+    if (t.length > SYMLINK_MAX || t.includes('\0')) return `has a symlink target of ${t.length} bytes or with NUL (≤ ${SYMLINK_MAX}, no NUL)`;
+  }
+  if ((node.kind === 'char' || node.kind === 'block') && !(isU32(node.devMajor ?? 0) && isU32(node.devMinor ?? 0))) {
+    return `has device numbers ${node.devMajor}:${node.devMinor} outside 0…2^32-1`;
+  }
+  for (const [name, value] of node.xattrs) {
+    if (typeof name !== 'string' || NOT_BYTES.test(name) || name.length === 0 || name.length > XATTR_NAME_MAX || name.includes('\0')) {
+      return `has an xattr name that is not 1…${XATTR_NAME_MAX} bytes without NUL`;
+    }
+    if (!(value instanceof Uint8Array) || value.length > XATTR_VALUE_MAX) return `has xattr ${displayName(name)} whose value is not ≤ ${XATTR_VALUE_MAX} bytes`;
+  }
+  return undefined;
+}
+
+/** Why the chunk sizes or table cannot be written, or undefined. */
+function tableProblem(sizes: ChunkSizes, table: ChunkTable, dataSize: number): string | undefined {
+  const s = [sizes.min, sizes.avg, sizes.max];
+  if (!s.every((v) => Number.isInteger(v) && v >= 1 && v <= MAX_CHUNK_SIZE_CEILING) || !(s[0]! <= s[1]! && s[1]! <= s[2]!)) {
+    return `chunk sizes ${s.join(':')} must be integers with 1 <= min <= avg <= max <= 128 MiB`;
+  }
+  if (table.count > U32_MAX) return `${table.count} chunks exceed the 2^32-1 limit`;
+  let prev = 0;
+  for (let i = 0; i < table.count; i++) {
+    const end = table.ends[i]!;
+    if (!Number.isSafeInteger(end) || end <= prev || end - prev > sizes.max) {
+      return `chunk ${i} ends at ${end} after ${prev}: ends must increase, chunks be at most max (${sizes.max}) bytes`;
+    }
+    prev = end;
+  }
+  if (table.totalSize !== dataSize) {
+    return `the chunk table covers ${table.totalSize} bytes but the tree's files (dataOrder) hold ${dataSize}`;
+  }
+  return undefined;
+}
+
+/** JSON with object keys sorted at every level: one text per value, whatever the insertion order. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Fail(`config holds the non-finite number ${value}`);
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (typeof value === 'object') {
+    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  throw new Fail(`config holds a ${typeof value}, which JSON cannot represent`);
+}
+
+/** Deduplicating string table; offsets in first-use order. */
+class StringTable {
+  private readonly offsets = new Map<ByteString, number>();
+  readonly parts: ByteString[] = [];
+  size = 0;
+  add(s: ByteString): number {
+    let off = this.offsets.get(s);
+    if (off === undefined) {
+      off = this.size;
+      this.offsets.set(s, off);
+      this.parts.push(s);
+      this.size += s.length;
+    }
+    return off;
+  }
+}
+
+function writeU64(buf: Buffer, value: number, off: number): void {
+  buf.writeUInt32LE(value % TWO_32, off);
+  buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
+}
+
+/** Encode the index; throws RangeError naming the path or field when the input cannot be encoded. */
+export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
+  const { root, sizes, table, config } = input;
+  if (root.kind !== 'dir') throw new Fail(`the root is a ${root.kind}, not a directory`);
+
+  // Inodes: numbered by first appearance in the sorted depth-first walk; data offsets are the running
+  // sum in the same order, which is dataOrder(root) — the order the converter streams contents in.
+  const inoOf = new Map<FsNode, number>();
+  const inodes: FsNode[] = [];
+  const nlink: number[] = [];
+  const dataOffset: number[] = [];
+  let dataSize = 0;
+  const walk = walkSorted(root);
+  for (;;) {
+    let step: IteratorResult<WalkItem>;
+    try {
+      step = walk.next();
+    } catch (err) {
+      throw new Fail((err as Error).message); // a hardlinked directory or a cycle
+    }
+    if (step.done === true) break;
+    const { path, node } = step.value;
+    let ino = inoOf.get(node);
+    if (ino === undefined) {
+      const why = nodeProblem(node);
+      if (why !== undefined) throw new Fail(`'/${displayName(path)}' ${why}`);
+      ino = inodes.length + 1;
+      inoOf.set(node, ino);
+      inodes.push(node);
+      nlink.push(node.kind === 'dir' ? 2 : 0);
+      dataOffset.push(node.kind === 'file' && node.size > 0 ? dataSize : 0);
+      if (node.kind === 'file') dataSize += node.size;
+    }
+    if (node.kind !== 'dir') nlink[ino - 1]!++;
+  }
+  const tableWhy = tableProblem(sizes, table, dataSize);
+  if (tableWhy !== undefined) throw new Fail(tableWhy);
+
+  // Entries: breadth first, each directory's children sorted, so every child range is one slice.
+  const names = new StringTable();
+  const entryName: number[] = [];
+  const entryNameLen: number[] = [];
+  const entryIno: number[] = [];
+  const childFirst = new Array<number>(inodes.length).fill(0);
+  const childCount = new Array<number>(inodes.length).fill(0);
+  const queue: { dir: FsNode; path: ByteString }[] = [{ dir: root, path: '' }];
+  for (let q = 0; q < queue.length; q++) {
+    const { dir, path } = queue[q]!;
+    const dirIdx = inoOf.get(dir)! - 1;
+    const sorted = sortedNames(dir);
+    childFirst[dirIdx] = entryIno.length;
+    childCount[dirIdx] = sorted.length;
+    for (const name of sorted) {
+      const why = nameProblem(name);
+      if (why !== undefined) throw new Fail(`a name in '/${displayName(path)}' ${why}`);
+      const child = dir.children!.get(name)!;
+      entryName.push(names.add(name));
+      entryNameLen.push(name.length);
+      entryIno.push(inoOf.get(child)!);
+      if (child.kind === 'dir') {
+        nlink[dirIdx]!++;
+        queue.push({ dir: child, path: path === '' ? name : `${path}/${name}` });
+      }
+    }
+  }
+
+  // Xattrs (and symlink targets) in inode order, each inode's xattrs sorted by name.
+  const strings = new StringTable();
+  const xattrRefs: number[] = []; // name off, name len, value off, value len
+  const xattrFirst: number[] = [];
+  const targetOff: number[] = [];
+  for (const node of inodes) {
+    targetOff.push(node.kind === 'symlink' ? strings.add(node.target!) : 0);
+    xattrFirst.push(xattrRefs.length / 4);
+    for (const name of Array.from(node.xattrs.keys()).sort(compareByteStrings)) {
+      const value = Buffer.from(node.xattrs.get(name)!).toString('latin1');
+      xattrRefs.push(strings.add(name), name.length, strings.add(value), value.length);
+    }
+  }
+  const configBytes = Buffer.from(canonicalJson(config), 'utf8');
+  if (configBytes.length > CONFIG_MAX) throw new Fail(`the config is ${configBytes.length} bytes (limit ${CONFIG_MAX})`);
+  const counts = { inodes: inodes.length, entries: entryIno.length, xattrs: xattrRefs.length / 4, chunks: table.count };
+  if (strings.size > U32_MAX || names.size > U32_MAX || counts.entries > U32_MAX || counts.inodes > U32_MAX || counts.xattrs > U32_MAX) {
+    throw new Fail('the tree exceeds the 2^32-1 limit on entries, inodes, xattrs or string bytes');
+  }
+
+  const lengths: Record<SectionName, number> = {
+    inodes: counts.inodes * INODE_SIZE,
+    entries: counts.entries * ENTRY_SIZE,
+    xattrs: counts.xattrs * XATTR_SIZE,
+    chunks: counts.chunks * CHUNK_ITEM_SIZE,
+    names: names.size,
+    strings: strings.size,
+    config: configBytes.length,
+  };
+  const offsets = {} as Record<SectionName, number>;
+  let end = HEADER_SIZE;
+  for (const name of SECTION_ORDER) {
+    offsets[name] = alignUp(end);
+    end = offsets[name] + lengths[name];
+  }
+  const buf = Buffer.alloc(end); // zeroed: padding and reserved fields are 0
+
+  BOOTFS_INDEX_MAGIC.copy(buf, HEADER.magic);
+  buf.writeUInt16LE(BOOTFS_INDEX_MAJOR, HEADER.major);
+  buf.writeUInt16LE(BOOTFS_INDEX_MINOR, HEADER.minor);
+  buf.writeUInt32LE(HEADER_SIZE, HEADER.headerSize);
+  buf.writeUInt32LE(CHUNKER_FASTCDC_RONOMON, HEADER.chunker);
+  buf.writeUInt32LE(sizes.min, HEADER.chunkMin);
+  buf.writeUInt32LE(sizes.avg, HEADER.chunkAvg);
+  buf.writeUInt32LE(sizes.max, HEADER.chunkMax);
+  buf.writeUInt32LE(DIGEST_SHA512_256, HEADER.digest);
+  buf.writeUInt32LE(counts.inodes, HEADER.inodeCount);
+  buf.writeUInt32LE(counts.entries, HEADER.entryCount);
+  buf.writeUInt32LE(counts.xattrs, HEADER.xattrCount);
+  buf.writeUInt32LE(counts.chunks, HEADER.chunkCount);
+  writeU64(buf, dataSize, HEADER.dataSize);
+  SECTION_ORDER.forEach((name, k) => {
+    writeU64(buf, offsets[name], HEADER.sections + 16 * k);
+    writeU64(buf, lengths[name], HEADER.sections + 16 * k + 8);
+  });
+
+  inodes.forEach((node, i) => {
+    const r = offsets.inodes + i * INODE_SIZE;
+    buf.writeUInt32LE(IFMT[node.kind] | node.mode, r + INODE.mode);
+    buf.writeUInt32LE(nlink[i]!, r + INODE.nlink);
+    buf.writeUInt32LE(node.uid, r + INODE.uid);
+    buf.writeUInt32LE(node.gid, r + INODE.gid);
+    buf.writeBigInt64LE(node.mtimeNs, r + INODE.mtime);
+    writeU64(buf, node.size, r + INODE.size);
+    let a = 0;
+    let b = 0;
+    if (node.kind === 'file') a = dataOffset[i]!;
+    else if (node.kind === 'dir') [a, b] = [childFirst[i]!, childCount[i]!];
+    else if (node.kind === 'symlink') [a, b] = [targetOff[i]!, node.target!.length];
+    else if (node.kind === 'char' || node.kind === 'block') [a, b] = [node.devMajor ?? 0, node.devMinor ?? 0];
+    writeU64(buf, a, r + INODE.a);
+    writeU64(buf, b, r + INODE.b);
+    buf.writeUInt32LE(xattrFirst[i]!, r + INODE.xattrFirst);
+    buf.writeUInt32LE(node.xattrs.size, r + INODE.xattrCount);
+  });
+  for (let e = 0; e < counts.entries; e++) {
+    const r = offsets.entries + e * ENTRY_SIZE;
+    buf.writeUInt32LE(entryName[e]!, r + ENTRY.nameOff);
+    buf.writeUInt32LE(entryNameLen[e]!, r + ENTRY.nameLen);
+    buf.writeUInt32LE(entryIno[e]!, r + ENTRY.ino);
+  }
+  for (let x = 0; x < counts.xattrs; x++) {
+    const r = offsets.xattrs + x * XATTR_SIZE;
+    buf.writeUInt32LE(xattrRefs[4 * x]!, r + XATTR.nameOff);
+    buf.writeUInt32LE(xattrRefs[4 * x + 1]!, r + XATTR.nameLen);
+    buf.writeUInt32LE(xattrRefs[4 * x + 2]!, r + XATTR.valueOff);
+    buf.writeUInt32LE(xattrRefs[4 * x + 3]!, r + XATTR.valueLen);
+  }
+  for (let c = 0; c < counts.chunks; c++) {
+    const r = offsets.chunks + c * CHUNK_ITEM_SIZE;
+    writeU64(buf, table.ends[c]!, r);
+    table.ids.copy(buf, r + 8, c * CHUNK_ID_BYTES, (c + 1) * CHUNK_ID_BYTES);
+  }
+  for (const [table, name] of [[names, 'names'], [strings, 'strings']] as const) {
+    let s = offsets[name];
+    for (const part of table.parts) s += buf.write(part, s, 'latin1');
+  }
+  configBytes.copy(buf, offsets.config);
+  indexChecksum(buf).copy(buf, HEADER.checksum, 0, CHECKSUM_SIZE);
+  return buf;
+}
+
+/**
+ * Encode, then write atomically: a temp file `.<name>.<random>.tmp` in the target's directory,
+ * fsync, rename, fsync the directory (best effort). Encoding errors (RangeError) come first; fs
+ * failures remove the temp file and throw IoError naming the path.
+ */
+export async function writeBootfsIndexFile(path: string, input: IndexBuildInput): Promise<void> {
+  const bytes = encodeBootfsIndex(input);
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let created = false;
+  try {
+    const fh = await open(tmp, 'wx', 0o666);
+    created = true;
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    created = false;
+  } catch (err) {
+    if (created) await unlink(tmp).catch(() => undefined);
+    throw new IoError(`cannot write index ${path}: ${(err as Error).message}`, err);
+  }
+  try {
+    const fh = await open(dir, 'r');
+    await fh.sync().finally(() => fh.close());
+  } catch {
+    // The file is in place; a file system that cannot fsync a directory gives no stronger guarantee.
+  }
+}
