@@ -20,9 +20,12 @@ async function sh(script: string, env: Record<string, string>): Promise<string> 
   return r.stdout.toString();
 }
 
-/** rsync's itemized differences between two trees (empty = identical incl. owners, modes, xattrs, hardlinks, contents). */
+/**
+ * rsync's itemized differences between two trees (empty = identical incl. owners, modes, xattrs,
+ * hardlinks, contents). --modify-window=-1: by default rsync ignores nanosecond-only mtime differences.
+ */
 async function treeDiff(expected: string, actual: string): Promise<string> {
-  const r = await run('rsync', ['-a', '-c', '-H', '-X', '-n', '-i', '--delete', '--numeric-ids', `${expected}/`, `${actual}/`], { timeoutMs: 600_000 });
+  const r = await run('rsync', ['-a', '-c', '-H', '-X', '-n', '-i', '--delete', '--numeric-ids', '--modify-window=-1', `${expected}/`, `${actual}/`], { timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`rsync failed: ${r.stderr.toString()}`);
   return r.stdout.toString();
 }
