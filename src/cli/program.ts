@@ -19,8 +19,8 @@ const EXIT_HELP = `
 Exit status:
   0  success
   1  error (bad usage, I/O failure, …)
-  2  not found (input file, index, store or chunk)
-  3  integrity failure (corrupt chunk, invalid index)
+  2  not found (input file, index, image, tag, platform, store, path or chunk)
+  3  integrity failure (corrupt chunk, invalid index, digest mismatch, hostile layer)
 
 Environment:
   BOOTFS_STORE       default for --store

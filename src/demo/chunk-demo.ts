@@ -34,11 +34,11 @@ async function* once(buf: Buffer): AsyncGenerator<Uint8Array> {
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** Run the demo in `dir`, logging the story through `log`. */
-export async function runChunkDemo(dir: string, log: (line: string) => void, sizeMiB = 48): Promise<ChunkDemoResult> {
+export async function runChunkDemo(dir: string, log: (line: string) => void, sizeMiB = 48, sharedPool?: ChunkPool): Promise<ChunkDemoResult> {
   await mkdir(dir, { recursive: true });
   const storeDir = path.join(dir, 'store');
   const store = await LocalStore.open(storeDir, { create: true });
-  const pool = new ChunkPool();
+  const pool = sharedPool ?? new ChunkPool();
   try {
     const v1 = sampleImage(sizeMiB * 1024 * 1024);
     const v2 = nextVersion(v1);
@@ -85,6 +85,6 @@ export async function runChunkDemo(dir: string, log: (line: string) => void, siz
       casync,
     };
   } finally {
-    await pool.close();
+    if (!sharedPool) await pool.close();
   }
 }

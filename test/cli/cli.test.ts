@@ -272,3 +272,17 @@ describe('bootfs store verify / prune / stats', () => {
     expect(j.storedBytes).toBeGreaterThan(0);
   });
 });
+
+describe('bootfs demo', () => {
+  it('runs both parts on built-in data and reports success in JSON', async () => {
+    const demoDir = path.join(dir, 'demo');
+    const r = await bootfs(['demo', '--dir', demoDir, '--size', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.extractedOk).toBe(true);
+    expect(j.v2NewChunks).toBeLessThan(j.v2Chunks / 2);
+    expect(j.convert.unpackedOk).toBe(true);
+    expect(j.convert.v2NewChunks).toBeLessThan(j.convert.v1NewChunks / 4);
+    expect(existsSync(path.join(demoDir, 'app-v2.bootfs'))).toBe(true);
+  });
+});

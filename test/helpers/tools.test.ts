@@ -92,21 +92,8 @@ describeWithTools(['sh'], 'describeWithTools with the tools present', () => {
     ranWithTools = true;
   });
 });
-{
-  // Force the non-CI branch so this file passes in CI too (there it would register a failing test).
-  const saved = process.env.CI;
-  process.env.CI = 'false';
-  try {
-    describeWithTools([FAKE], 'describeWithTools with a tool missing', () => {
-      it('is skipped, never run', () => {
-        throw new Error('a suite with a missing tool ran');
-      });
-    });
-  } finally {
-    if (saved === undefined) delete process.env.CI;
-    else process.env.CI = saved;
-  }
-}
+// The missing-tool branch is covered by the toolsGate test above: registering a really skipped
+// suite here would put a skip into every CI run, where skips count as failures.
 describe('describeWithTools (afterwards)', () => {
   it('ran the suite whose tools exist', () => {
     expect(ranWithTools).toBe(true);
