@@ -13,7 +13,7 @@ import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chu
 import { encodeBootfsIndex } from '../index/bootfs-builder.js';
 import { makeBlobIndex } from '../ops/make.js';
 import { openImage, type ImageRef, type Platform } from '../oci/index.js';
-import type { ChunkPool } from '../pool/chunk-pool.js';
+import { ChunkPool } from '../pool/chunk-pool.js';
 import type { WriteStore } from '../store/types.js';
 import { dataOrder, walkSorted } from '../tree/walk.js';
 import type { FsNode, ImageConfig } from '../tree/types.js';
@@ -71,6 +71,7 @@ export interface ConvertResult {
 export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
   const image = await openImage(ref, opts.platform ? { platform: opts.platform } : {});
+  const pool = opts.pool ?? new ChunkPool();
   let spool: Spool | undefined;
   try {
     const sources: ContentSource[] = [];
@@ -93,10 +94,10 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
     }
     const files = dataOrder(root);
     const total = files.reduce((sum, f) => sum + f.size, 0);
-    const made = await makeBlobIndex(dataStream(files, sources), {
+    const made = await makeBlobIndex(dataStream(files, sources, pool), {
       sizes,
+      pool,
       ...(opts.store ? { store: opts.store } : {}),
-      ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: (p) => opts.onProgress?.({ phase: 'chunk', bytes: p.bytes, total, chunks: p.chunks, newChunks: p.newChunks }),
     });
@@ -117,6 +118,7 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
   } finally {
     await spool?.close();
     await image.close();
+    if (!opts.pool) await pool.close();
   }
 }
 

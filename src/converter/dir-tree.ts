@@ -9,7 +9,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, IoError, NotFoundError } from '../errors.js';
 import { type ByteString, type FsNode, type NodeKind, newDir, toByteString, utf8ToByteString } from '../tree/types.js';
@@ -22,9 +23,6 @@ export interface DirTreeOptions {
   /** The getfattr program (default 'getfattr' from PATH); false to read no xattrs. */
   getfattr?: string | false;
 }
-
-/** lstat calls in flight per directory: enough to hide latency, few enough for 2 cores. */
-const LSTAT_BATCH = 64;
 
 /** The tree of directory `dir` (which may itself be reached through a symlink). */
 export async function readDirTree(dir: string, opts: DirTreeOptions): Promise<FsNode> {
@@ -46,24 +44,23 @@ export async function readDirTree(dir: string, opts: DirTreeOptions): Promise<Fs
     const { abs, rel, node } = stack.pop()!;
     let names: Buffer[];
     try {
-      names = await readdir(abs, { encoding: 'buffer' });
+      names = readdirSync(abs, { encoding: 'buffer' });
     } catch (err) {
       throw new IoError(`cannot list ${abs.toString()}: ${(err as Error).message}`, err);
     }
-    for (let i = 0; i < names.length; i += LSTAT_BATCH) {
-      const batch = names.slice(i, i + LSTAT_BATCH);
-      const found = await Promise.all(
-        batch.map(async (name) => {
-          const childAbs = Buffer.concat([abs, Buffer.from('/'), name]);
-          try {
-            const st = await lstat(childAbs, { bigint: true });
-            const target = st.isSymbolicLink() ? await readlink(childAbs, { encoding: 'buffer' }) : undefined;
-            return { name: toByteString(name), childAbs, st, target };
-          } catch (err) {
-            throw new IoError(`cannot read ${childAbs.toString()}: ${(err as Error).message}`, err);
-          }
-        }),
-      );
+    {
+      // Sync calls: nothing else can run until the tree exists, and a promise round trip per
+      // lstat cost ~4x the walk itself (measured: 310 ms vs ~85 ms for the Debian rootfs).
+      const found = names.map((name) => {
+        const childAbs = Buffer.concat([abs, Buffer.from('/'), name]);
+        try {
+          const st = lstatSync(childAbs, { bigint: true });
+          const target = st.isSymbolicLink() ? readlinkSync(childAbs, { encoding: 'buffer' }) : undefined;
+          return { name: toByteString(name), childAbs, st, target };
+        } catch (err) {
+          throw new IoError(`cannot read ${childAbs.toString()}: ${(err as Error).message}`, err);
+        }
+      });
       for (const { name, childAbs, st, target } of found) {
         const childRel = rel === '' ? name : `${rel}/${name}`;
         let child: FsNode | undefined;

@@ -122,6 +122,12 @@ export class ChunkPool {
     return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
   }
 
+  /** Read whole files under `root` (raw-byte relative paths, exact sizes) and return them back to back. */
+  async readFiles(root: string, paths: Uint8Array[], sizes: number[]): Promise<Buffer> {
+    const reply = await this.submit({ seq: 0, op: 'read-files', root, paths, sizes }, []);
+    return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
+  }
+
   /** Hash only (an index without a store). */
   async hash(plain: Uint8Array, owned = false): Promise<Buffer> {
     const buf = owned ? ownedBuffer(plain) : transferable(plain);

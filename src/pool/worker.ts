@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
@@ -20,6 +20,37 @@ function localStore(root: string): LocalStore {
   let store = stores.get(root);
   if (!store) stores.set(root, (store = LocalStore.unchecked(root)));
   return store;
+}
+
+/** The files under `root` back to back, each checked to have exactly its expected size. */
+function readFiles(root: string, paths: Uint8Array[], sizes: number[]): Uint8Array {
+  const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  const base = Buffer.from(root + '/');
+  const probe = Buffer.alloc(1);
+  let off = 0;
+  paths.forEach((rel, i) => {
+    const size = sizes[i]!;
+    const file = Buffer.concat([base, rel]);
+    const name = () => `${Buffer.from(rel).toString()} in ${root}`;
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch (err) {
+      throw new IoError(`cannot read ${name()}: ${(err as Error).message}`, err);
+    }
+    try {
+      for (let got = 0; got < size; ) {
+        const n = readSync(fd, out, off + got, size - got, got);
+        if (n === 0) throw new IoError(`${name()} shrank while it was converted (expected ${size} bytes)`);
+        got += n;
+      }
+      if (readSync(fd, probe, 0, 1, size) !== 0) throw new IoError(`${name()} grew while it was converted (expected ${size} bytes)`);
+    } finally {
+      closeSync(fd);
+    }
+    off += size;
+  });
+  return out;
 }
 
 function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
@@ -63,6 +94,10 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
           transfer.push(all.buffer as ArrayBuffer);
         }
         return { reply, transfer };
+      }
+      case 'read-files': {
+        const out = readFiles(job.root, job.paths, job.sizes);
+        return { reply: { seq: job.seq, ok: true, plain: out }, transfer: [out.buffer as ArrayBuffer] };
       }
       case 'extract-local': {
         const store = localStore(job.root);
