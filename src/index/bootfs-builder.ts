@@ -5,12 +5,9 @@
  * insertion order reaches the bytes. The builder refuses (RangeError, a programming error) anything
  * the reader would refuse, so we never write an index we cannot read back.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
-import { IoError } from '../errors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { displayName, type ByteString, type FsNode, type ImageConfig } from '../tree/types.js';
 import { compareByteStrings, sortedNames, walkSorted, type WalkItem } from '../tree/walk.js';
 import {
@@ -309,29 +306,5 @@ export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
  * failures remove the temp file and throw IoError naming the path.
  */
 export async function writeBootfsIndexFile(path: string, input: IndexBuildInput): Promise<void> {
-  const bytes = encodeBootfsIndex(input);
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  let created = false;
-  try {
-    const fh = await open(tmp, 'wx', 0o666);
-    created = true;
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    created = false;
-  } catch (err) {
-    if (created) await unlink(tmp).catch(() => undefined);
-    throw new IoError(`cannot write index ${path}: ${(err as Error).message}`, err);
-  }
-  try {
-    const fh = await open(dir, 'r');
-    await fh.sync().finally(() => fh.close());
-  } catch {
-    // The file is in place; a file system that cannot fsync a directory gives no stronger guarantee.
-  }
+  await writeFileAtomic(path, encodeBootfsIndex(input), 'index');
 }

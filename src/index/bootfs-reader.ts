@@ -8,10 +8,10 @@
  * Records are read as little-endian u32 words through one Uint32Array over the file (every record
  * field is 4-byte aligned because sections are 8-aligned and record sizes are multiples of 4).
  */
-import { readFile } from 'node:fs/promises';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
-import { IndexFormatError, IoError, NotFoundError, errnoCode } from '../errors.js';
+import { IndexFormatError } from '../errors.js';
+import { readNamedFile } from '../util/files.js';
 import type { ByteString, FsNode, ImageConfig, NodeKind } from '../tree/types.js';
 import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from './caibx.js';
 import {
@@ -169,14 +169,7 @@ export class BootfsIndex {
 
   /** Read and decode a file: ENOENT → NotFoundError, other fs errors → IoError naming the file. */
   static async readFile(path: string): Promise<BootfsIndex> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`index ${path} not found`);
-      throw new IoError(`cannot read index ${path}: ${(err as Error).message}`, err);
-    }
-    return BootfsIndex.decode(bytes, path);
+    return BootfsIndex.decode(await readNamedFile(path, 'index'), path);
   }
 
   /** A u64 field at word `k`, proven below 2^53 by decode. */

@@ -16,12 +16,10 @@
  * The input of the decoder is hostile: every field is checked, work is O(n), and the only error it
  * throws is IndexFormatError.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
-import { IndexFormatError, IoError, NotFoundError, errnoCode } from '../errors.js';
+import { IndexFormatError } from '../errors.js';
+import { readNamedFile, writeFileAtomic } from '../util/files.js';
 import { ChunkTable } from './chunk-table.js';
 
 /** Type of the 48-byte index header at offset 8 (casync `CA_FORMAT_INDEX`). */
@@ -257,54 +255,13 @@ export function decodeCaibx(input: Uint8Array, name: string): BlobIndex {
 
 /** Read+decode a file: ENOENT → NotFoundError('index FILE not found'), other fs errors → IoError naming the file. */
 export async function readCaibxFile(path: string): Promise<BlobIndex> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`index ${path} not found`);
-    throw new IoError(`cannot read index ${path}: ${(err as Error).message}`, err);
-  }
-  return decodeCaibx(bytes, path);
+  return decodeCaibx(await readNamedFile(path, 'index'), path);
 }
 
 /**
- * Write atomically: temp file in the same dir (name not ending in .caibx), fsync, rename; on failure
- * remove the temp file and throw IoError naming the path. Encoding errors (RangeError) come first.
+ * Write atomically (see writeFileAtomic): a reader never sees a half-written index. Encoding errors
+ * (RangeError) come first.
  */
 export async function writeCaibxFile(path: string, index: BlobIndex): Promise<void> {
-  const bytes = encodeCaibx(index);
-  const dir = dirname(path);
-  // Dot-prefixed and ending in .tmp so store scans and `*.caibx` globs never pick up a half-written file.
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  let created = false;
-  try {
-    const fh = await open(tmp, 'wx', 0o666);
-    created = true;
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    created = false;
-  } catch (err) {
-    if (created) await unlink(tmp).catch(() => undefined);
-    throw new IoError(`cannot write index ${path}: ${(err as Error).message}`, err);
-  }
-  await syncDir(dir);
-}
-
-/** fsync a directory so a rename survives a crash; best effort (some file systems refuse it). */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // The file is already in place; a file system that cannot fsync a directory gives no stronger guarantee.
-  }
+  await writeFileAtomic(path, encodeCaibx(index), 'index');
 }

@@ -7,24 +7,8 @@ import { createHash } from 'node:crypto';
 import { describe, it, expect } from 'vitest';
 import { chunkStream, cutPoints, refCutPoints, RONOMON_GEAR_TABLE, DEFAULT_CHUNK_SIZES } from '../../src/chunker/index.js';
 import type { ChunkSizes } from '../../src/chunker/index.js';
+import { xorshiftBytes } from './xorshift.js';
 
-/** xorshift32 (13, 17, 5), little-endian 4 bytes per step: a fixed, portable byte source. */
-function xorshiftBytes(seed: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0;
-  for (let i = 0; i < length; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-    out[i + 1] = x >>> 8;
-    out[i + 2] = x >>> 16;
-    out[i + 3] = x >>> 24;
-  }
-  return out;
-}
 
 const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
 

@@ -7,23 +7,8 @@ import fc from 'fast-check';
 import { chunkStream, cutPoints, refCutPoints, DEFAULT_CHUNK_SIZES, MAX_WINDOW_SIZE } from '../../src/chunker/index.js';
 import type { ChunkSizes } from '../../src/chunker/index.js';
 import { UsageError } from '../../src/errors.js';
+import { xorshiftBytes } from './xorshift.js';
 
-function xorshiftBytes(seed: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-    out[i + 1] = x >>> 8;
-    out[i + 2] = x >>> 16;
-    out[i + 3] = x >>> 24;
-  }
-  return out;
-}
 
 type Kind = 'random' | 'zeros' | 'sparse' | 'pattern';
 /** Data shapes that exercise content cuts (random), forced max cuts (zeros) and mixtures of both. */

@@ -1,11 +1,9 @@
 /** `bootfs convert`: an image into chunks in a store plus one bootfs index. */
-import { writeFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import type { ChunkSizes } from '../../chunker/params.js';
 import { convertImage } from '../../converter/convert.js';
-import { IoError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
+import { writeFileAtomic } from '../../util/files.js';
 import { parseImageRef, parsePlatform } from '../../oci/index.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
@@ -22,18 +20,6 @@ interface ConvertFlags {
   progress: boolean;
 }
 
-/** Write `bytes` to `file` through a temp file beside it, renamed into place. */
-async function writeAtomic(file: string, bytes: Buffer): Promise<void> {
-  const abs = path.resolve(file);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, bytes, { flag: 'wx' });
-    await rename(tmp, abs);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new IoError(`cannot write ${abs}: ${(err as Error).message}`, err);
-  }
-}
 
 export function registerConvert(program: Command): void {
   program
@@ -89,7 +75,7 @@ export function registerConvert(program: Command): void {
           ),
       });
       progress.done();
-      await writeAtomic(flags.indexOut, result.index);
+      await writeFileAtomic(flags.indexOut, result.index, 'index');
       const seconds = (performance.now() - started) / 1000;
       const summary = {
         source: result.reference,
