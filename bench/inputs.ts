@@ -47,27 +47,62 @@ function shellUnquote(value: string): string {
   return value.slice(1, -1).replaceAll("'\\''", "'");
 }
 
-/** Ask scripts/fixtures/debian-rootfs for ROOTFS_STREAM (building it needs root the first time). */
-export async function locateRootfsStream(repoRoot: string): Promise<FixtureLookup> {
+/** The variables `debian-rootfs --print-env` printed, or why it could not be asked. */
+export type FixtureEnv = { ok: true; script: string; env: Record<string, string> } | { ok: false; reason: string };
+
+/**
+ * Run scripts/fixtures/debian-rootfs [extra…] --print-env (building the fixture needs root the
+ * first time) and parse its ROOTFS_DIR=…, ROOTFS_TAR=…, ROOTFS_STREAM=… lines.
+ */
+export async function readFixtureEnv(repoRoot: string, extraArgs: readonly string[] = []): Promise<FixtureEnv> {
   const script = path.join(repoRoot, 'scripts', 'fixtures', 'debian-rootfs');
   let r;
   try {
-    r = await runProcess('bash', [script, '--print-env']);
+    r = await runProcess('bash', [script, ...extraArgs, '--print-env']);
   } catch (err) {
     return { ok: false, reason: `cannot run ${script}: ${(err as Error).message}` };
   }
   if (r.code !== 0) {
     const tail = r.stderr.trim().split('\n').slice(-3).join(' | ');
-    return { ok: false, reason: `${script} --print-env failed (exit ${r.code}): ${tail}` };
+    return { ok: false, reason: `${[script, ...extraArgs].join(' ')} --print-env failed (exit ${r.code}): ${tail}` };
   }
-  const line = r.stdout.split('\n').find((l) => l.startsWith('ROOTFS_STREAM='));
-  if (!line) return { ok: false, reason: `${script} --print-env printed no ROOTFS_STREAM line` };
-  const file = shellUnquote(line.slice('ROOTFS_STREAM='.length));
+  const env: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) env[m[1]!] = shellUnquote(m[2]!);
+  }
+  return { ok: true, script, env };
+}
+
+/** Ask scripts/fixtures/debian-rootfs for ROOTFS_STREAM (building it needs root the first time). */
+export async function locateRootfsStream(repoRoot: string): Promise<FixtureLookup> {
+  const found = await readFixtureEnv(repoRoot);
+  if (!found.ok) return found;
+  const file = found.env.ROOTFS_STREAM;
+  if (file === undefined) return { ok: false, reason: `${found.script} --print-env printed no ROOTFS_STREAM line` };
   try {
     const st = await stat(file);
     if (!st.isFile() || st.size === 0) return { ok: false, reason: `rootfs stream ${file} is not a non-empty file` };
     return { ok: true, file, bytes: st.size };
   } catch (err) {
     return { ok: false, reason: `rootfs stream ${file}: ${(err as Error).message}` };
+  }
+}
+
+/** Where a rootfs directory fixture is, or why it is unavailable. */
+export type RootfsDirLookup = { ok: true; dir: string } | { ok: false; reason: string };
+
+/** ROOTFS_DIR of fixture v1, or of v2 (v1 + python3-minimal) with `v2`. */
+export async function locateRootfsDir(repoRoot: string, v2 = false): Promise<RootfsDirLookup> {
+  const found = await readFixtureEnv(repoRoot, v2 ? ['--v2'] : []);
+  if (!found.ok) return found;
+  const dir = found.env.ROOTFS_DIR;
+  const what = `${found.script}${v2 ? ' --v2' : ''}`;
+  if (dir === undefined) return { ok: false, reason: `${what} --print-env printed no ROOTFS_DIR line` };
+  try {
+    if (!(await stat(dir)).isDirectory()) return { ok: false, reason: `rootfs ${dir} is not a directory` };
+    return { ok: true, dir };
+  } catch (err) {
+    return { ok: false, reason: `rootfs ${dir}: ${(err as Error).message}` };
   }
 }

@@ -53,7 +53,8 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
-function parseRuns(text: string): number {
+/** Parse --runs: a positive integer. */
+export function parseRuns(text: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < 1) throw new BenchUsageError(`--runs '${text}' must be a positive integer`);
   return n;

@@ -66,8 +66,20 @@ function childStderr(stderr: string): string {
     .trim();
 }
 
+/** A timed run plus the tail of the child's stdout (e.g. a `--json` summary to parse). */
+export interface CapturedRun {
+  run: TimedRun;
+  /** The last 64 KiB of the child's stdout. */
+  stdout: string;
+}
+
 /** Run `cmd args` under GNU time; measures wall time and peak RSS, never throws for a failed child. */
 export async function runTimed(cmd: string, args: readonly string[]): Promise<TimedRun> {
+  return (await runTimedCapture(cmd, args)).run;
+}
+
+/** runTimed, also returning the child's stdout. */
+export async function runTimedCapture(cmd: string, args: readonly string[]): Promise<CapturedRun> {
   const started = process.hrtime.bigint();
   const r = await runProcess(GNU_TIME, ['-f', TIME_FORMAT, cmd, ...args]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -84,5 +96,16 @@ export async function runTimed(cmd: string, args: readonly string[]): Promise<Ti
     const tail = childStderr(r.stderr).split('\n').slice(-5).join('\n');
     run.error = m ? `${status}: ${tail || '(no stderr)'}` : `${status}; no GNU time line in stderr: ${tail}`;
   }
-  return run;
+  return { run, stdout: r.stdout };
+}
+
+/** Run `cmd args` (untimed) and return its stdout; throws an Error with the stderr tail unless it exits 0. */
+export async function runChecked(cmd: string, args: readonly string[]): Promise<string> {
+  const r = await runProcess(cmd, args);
+  if (r.code !== 0) {
+    const status = r.signal ? `signal ${r.signal}` : `exit ${r.code}`;
+    const tail = r.stderr.trim().split('\n').slice(-5).join('\n');
+    throw new Error(`${[cmd, ...args].join(' ')} failed (${status}): ${tail || '(no stderr)'}`);
+  }
+  return r.stdout;
 }

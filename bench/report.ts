@@ -5,14 +5,15 @@ import type { Comparison } from './stats.js';
 import type { StoreStats } from './workdir.js';
 import type { ToolName } from './tools.js';
 
-const fixed = (v: number | null, digits: number): string => (v === null ? 'n/a' : v.toFixed(digits));
+/** `v` with `digits` decimals, or 'n/a'. */
+export const fixed = (v: number | null, digits: number): string => (v === null ? 'n/a' : v.toFixed(digits));
 
-/** Render rows as aligned columns: first column left-aligned, the rest right-aligned. */
-export function formatColumns(header: string[], rows: string[][]): string {
+/** Render rows as aligned columns: the first `leftColumns` left-aligned, the rest right-aligned. */
+export function formatColumns(header: string[], rows: string[][], leftColumns = 2): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
-    r.map((cell, i) => (i <= 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
+    r.map((cell, i) => (i < leftColumns ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
@@ -64,11 +65,11 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
 }
 
-/** Write make-extract-<stamp>.json and make-extract-latest.json; returns the dated path. */
-export async function writeResults(resultsDir: string, stamp: string, doc: unknown): Promise<string> {
+/** Write <name>-<stamp>.json and <name>-latest.json (name: make-extract, convert); returns the dated path. */
+export async function writeResults(resultsDir: string, stamp: string, doc: unknown, name = 'make-extract'): Promise<string> {
   await mkdir(resultsDir, { recursive: true });
-  const dated = path.join(resultsDir, `make-extract-${stamp}.json`);
+  const dated = path.join(resultsDir, `${name}-${stamp}.json`);
   await writeFile(dated, `${JSON.stringify(doc, null, 2)}\n`);
-  await copyFile(dated, path.join(resultsDir, 'make-extract-latest.json'));
+  await copyFile(dated, path.join(resultsDir, `${name}-latest.json`));
   return dated;
 }

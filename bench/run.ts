@@ -3,33 +3,22 @@
  * (random bytes; the Debian rootfs stream). Prints a table, writes bench/results/*.json.
  * See bench/README.md.
  */
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
-import { existsSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
 import { locateRootfsStream, RANDOM_RECIPE, sha256File, writeRandomFile } from './inputs.js';
 import { type InputMeasurement, measureInput, type PreparedInput, warmUp } from './measure.js';
 import { BenchUsageError, type BenchOptions, type InputName, parseBenchArgs, USAGE } from './options.js';
-import { GNU_TIME, runProcess } from './proc.js';
+import { GNU_TIME } from './proc.js';
 import { comparisonTable, fileStamp, storeTable, writeResults } from './report.js';
 import { compare, type RunRecord, TARGETS } from './stats.js';
-import { bootfsTool, CHUNK_SIZE, casyncTool, type Tool, toolVersion, which } from './tools.js';
+import { bootfsTool, CHUNK_SIZE, casyncTool, type Tool, which } from './tools.js';
 import { createWorkDir, estimateNeededBytes, type WorkDir } from './workdir.js';
 
 /** Size of the untimed warm-up input: big enough to exercise every code path, small enough to be instant. */
 const WARMUP_BYTES = 1024 * 1024;
-
-/** The repository root: the nearest ancestor with package.json (works from dist/bench and bench/). */
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find package.json above the benchmark');
-    dir = up;
-  }
-  return dir;
-}
 
 /** An input to prepare in the work dir. */
 interface PlannedInput {
@@ -39,9 +28,6 @@ interface PlannedInput {
   /** Write the input to `file` (inside the work dir, so reads come from the same tmpfs). */
   prepare(file: string): Promise<void>;
 }
-
-/** A problem that stops the benchmark before it measures anything (exit 2). */
-class SetupError extends Error {}
 
 /** The tools, or a SetupError saying what to install or build. */
 function findTools(repoRoot: string): { tools: Tool[]; bootfsBin: string; casync: string } {
@@ -81,39 +67,6 @@ async function planInputs(opts: BenchOptions, repoRoot: string) {
 async function prepareInput(p: PlannedInput, file: string): Promise<PreparedInput> {
   await p.prepare(file);
   return { name: p.name, file, bytes: p.bytes, sha256: await sha256File(file) };
-}
-
-/** Static facts about the machine and software, for comparing result files later. */
-async function describeEnvironment(repoRoot: string, casync: string) {
-  const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-  const git = await runProcess('git', ['-C', repoRoot, 'rev-parse', 'HEAD']).catch(() => null);
-  const cpus = os.cpus();
-  return {
-    machine: {
-      platform: os.platform(),
-      release: os.release(),
-      arch: os.arch(),
-      cpus: cpus.length,
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      totalMemBytes: os.totalmem(),
-      nodeVersion: process.version,
-      loadavgAtStart: os.loadavg(),
-    },
-    bootfsVersion: pkg.version,
-    gitCommit: git?.code === 0 ? git.stdout.trim() : null,
-    casyncVersion: await toolVersion(casync),
-  };
-}
-
-/** Remove the work dir on Ctrl-C too: a forgotten tmpfs dir holds gigabytes of RAM. */
-function cleanupOnSignal(work: WorkDir, keep: boolean): void {
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      if (!keep) rmSync(work.path, { recursive: true, force: true });
-      process.stderr.write(`\ninterrupted${keep ? `; work dir kept: ${work.path}` : ''}\n`);
-      process.exit(130);
-    });
-  }
 }
 
 /** Measure every planned input; stores are deleted between inputs, never just before a timed run. */

@@ -43,7 +43,7 @@ export interface ToolSummary {
 }
 
 /** Summarize one tool's runs of one operation on an input of `bytes`. */
-export function summarize(runs: readonly RunRecord[], bytes: number): ToolSummary {
+export function summarize(runs: readonly TimedRun[], bytes: number): ToolSummary {
   const ok = runs.filter((r) => r.ok);
   const secs = ok.map((r) => r.seconds);
   const rss = ok.map((r) => r.peakRssKiB).filter((v): v is number => v !== null);

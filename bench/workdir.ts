@@ -74,17 +74,33 @@ export interface StoreStats {
   chunks: number;
 }
 
+/** StoreStats plus the bytes of the `.cacnk` files alone. */
+export interface ChunkStoreStats extends StoreStats {
+  /** Sum of the sizes of the `.cacnk` files (what the store's chunks occupy, without stray files). */
+  chunkBytes: number;
+}
+
 /** Walk a store directory and add up its files. */
 export async function storeStats(dir: string): Promise<StoreStats> {
-  const totals: StoreStats = { bytes: 0, chunks: 0 };
+  const { bytes, chunks } = await chunkStoreStats(dir);
+  return { bytes, chunks };
+}
+
+/** Walk a store directory and add up its files, and separately its `.cacnk` files. */
+export async function chunkStoreStats(dir: string): Promise<ChunkStoreStats> {
+  const totals: ChunkStoreStats = { bytes: 0, chunks: 0, chunkBytes: 0 };
   const pending = [dir];
   for (let d = pending.pop(); d !== undefined; d = pending.pop()) {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const full = path.join(d, entry.name);
       if (entry.isDirectory()) pending.push(full);
       else if (entry.isFile()) {
-        totals.bytes += (await stat(full)).size;
-        if (entry.name.endsWith('.cacnk')) totals.chunks += 1;
+        const size = (await stat(full)).size;
+        totals.bytes += size;
+        if (entry.name.endsWith('.cacnk')) {
+          totals.chunks += 1;
+          totals.chunkBytes += size;
+        }
       }
     }
   }

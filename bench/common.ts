@@ -1,0 +1,56 @@
+/** Pieces every benchmark entry point needs: the repo root, setup errors, the environment record, cleanup. */
+import { existsSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runProcess } from './proc.js';
+import { toolVersion } from './tools.js';
+import type { WorkDir } from './workdir.js';
+
+/** The repository root: the nearest ancestor with package.json (works from dist/bench and bench/). */
+export function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find package.json above the benchmark');
+    dir = up;
+  }
+  return dir;
+}
+
+/** A problem that stops the benchmark before it measures anything (exit 2). */
+export class SetupError extends Error {}
+
+/** Static facts about the machine and software, for comparing result files later. */
+export async function describeEnvironment(repoRoot: string, casync: string) {
+  const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  const git = await runProcess('git', ['-C', repoRoot, 'rev-parse', 'HEAD']).catch(() => null);
+  const cpus = os.cpus();
+  return {
+    machine: {
+      platform: os.platform(),
+      release: os.release(),
+      arch: os.arch(),
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model ?? 'unknown',
+      totalMemBytes: os.totalmem(),
+      nodeVersion: process.version,
+      loadavgAtStart: os.loadavg(),
+    },
+    bootfsVersion: pkg.version,
+    gitCommit: git?.code === 0 ? git.stdout.trim() : null,
+    casyncVersion: await toolVersion(casync),
+  };
+}
+
+/** Remove the work dir on Ctrl-C too: a forgotten tmpfs dir holds gigabytes of RAM. */
+export function cleanupOnSignal(work: WorkDir, keep: boolean): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      if (!keep) rmSync(work.path, { recursive: true, force: true });
+      process.stderr.write(`\ninterrupted${keep ? `; work dir kept: ${work.path}` : ''}\n`);
+      process.exit(130);
+    });
+  }
+}

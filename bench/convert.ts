@@ -1,0 +1,174 @@
+/**
+ * Benchmark of `bootfs convert` (see bench/README.md, "convert"): speed against casync make on the
+ * Debian rootfs, dedup of the v1 → v2 update against casync and an OCI diff layer, and the size and
+ * load cost of the bootfs index. Prints one table per part, writes bench/results/convert-*.json.
+ */
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
+import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
+import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
+import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
+import { type CheckRecord, CONVERT_TARGETS, ConvertInputs, type ConvertTools, InputUnavailable, metricTable, type PartContext } from './convert-shared.js';
+import { runSpeed, speedTable, type SpeedResult } from './convert-speed.js';
+import { BenchUsageError } from './options.js';
+import { GNU_TIME } from './proc.js';
+import { fileStamp, writeResults } from './report.js';
+import { CHUNK_SIZE, toolVersion, which } from './tools.js';
+import { createWorkDir } from './workdir.js';
+
+/** Which external tools each part runs (besides node and GNU time). */
+const PART_TOOLS: Record<PartName, readonly ('casync' | 'umoci' | 'rsync')[]> = {
+  speed: ['casync', 'umoci'],
+  dedup: ['casync', 'umoci', 'rsync'],
+  index: [],
+};
+
+/** The tools the selected parts need, or a SetupError saying what to install or build. */
+function findTools(repoRoot: string, parts: readonly PartName[]): ConvertTools {
+  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
+  if (!existsSync(GNU_TIME)) throw new SetupError(`${GNU_TIME} is missing (it measures peak RSS): install the Debian package time`);
+  const needed = new Set(parts.flatMap((p) => PART_TOOLS[p]));
+  const found = { casync: which('casync'), umoci: which('umoci'), rsync: which('rsync') };
+  for (const name of needed) {
+    if (!found[name]) throw new SetupError(`${name} is not on PATH (needed by --parts ${parts.join(',')}): run scripts/setup`);
+  }
+  return { node: process.execPath, bootfsBin, casync: found.casync ?? 'casync', umoci: found.umoci ?? 'umoci', rsync: found.rsync ?? 'rsync' };
+}
+
+/**
+ * Room the work dir needs: rootfs copies, the OCI layout and bundle, the stores (zstd chunks are
+ * ~45 % of the data) and the convert spool, with slack. Generous on purpose.
+ */
+function neededBytes(opts: ConvertBenchOptions): number {
+  const has = (p: PartName): boolean => opts.parts.includes(p);
+  let n = 64 * 1024 * 1024 + 130e6; // v1 copy (every part may need it)
+  if (has('speed') || has('dedup')) n += 60e6; // OCI layout v1
+  if (has('speed')) n += opts.runs * 3 * 60e6 + 130e6; // three stores per round + oci: spool
+  if (has('dedup')) n += 2 * 160e6 + 2 * 70e6 + 20e6; // v2 copy + bundle, two stores, layer v2
+  if (has('index')) n += 30e6;
+  return Math.ceil(n);
+}
+
+interface PartResults {
+  speed?: SpeedResult;
+  dedup?: DedupResult;
+  index?: IndexResult;
+}
+
+function checksOf(r: PartResults): CheckRecord[] {
+  return [...(r.speed?.checks ?? []), ...(r.dedup?.checks ?? []), ...(r.index?.checks ?? [])];
+}
+
+function printPart(part: PartName, r: PartResults, opts: ConvertBenchOptions): void {
+  let title = '';
+  let body = '';
+  if (part === 'speed' && r.speed) {
+    title = `speed: bootfs convert vs casync make, Debian rootfs v1 (median of ${opts.runs})`;
+    body = speedTable(r.speed);
+  } else if (part === 'dedup' && r.dedup) {
+    title = 'dedup: shipping the v1 -> v2 update (v2 = v1 + python3-minimal)';
+    body = metricTable(dedupRows(r.dedup));
+  } else if (part === 'index' && r.index) {
+    title = `index: size and fresh-process load (median of ${r.index.loadRuns})`;
+    body = metricTable(indexRows(r.index));
+  }
+  if (title !== '') process.stdout.write(`\n${title}\n\n${body}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let opts: ConvertBenchOptions;
+  try {
+    opts = parseConvertArgs(argv);
+  } catch (err) {
+    if (!(err instanceof BenchUsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n\n${CONVERT_USAGE}\n`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(`${CONVERT_USAGE}\n`);
+    return 0;
+  }
+  const startedAt = new Date();
+  const repoRoot = findRepoRoot();
+  const tools = findTools(repoRoot, opts.parts);
+  const env = await describeEnvironment(repoRoot, tools.casync);
+  const versions = { umociVersion: await toolVersion(tools.umoci), rsyncVersion: await toolVersion(tools.rsync) };
+  const work = await createWorkDir(opts.dir, neededBytes(opts));
+  process.stderr.write(`work dir: ${work.path} (${work.note})\n`);
+  cleanupOnSignal(work, opts.keep);
+
+  const ctx: PartContext = { opts, work, tools, repoRoot, inputs: new ConvertInputs(repoRoot, work.path, tools, opts.keep), shared: {} };
+  const results: PartResults = {};
+  const failures: string[] = [];
+  const skipped: { part: PartName; reason: string }[] = [];
+  const partSeconds: Partial<Record<PartName, number>> = {};
+  try {
+    for (const part of opts.parts) {
+      const started = process.hrtime.bigint();
+      process.stderr.write(`\n== part ${part} ==\n`);
+      try {
+        if (part === 'speed') results.speed = await runSpeed(ctx);
+        else if (part === 'dedup') results.dedup = await runDedup(ctx);
+        else results.index = await runIndex(ctx);
+      } catch (err) {
+        if (err instanceof InputUnavailable && process.env.CI !== 'true') {
+          process.stderr.write(`note: skipping part ${part}: ${err.message}\n`);
+          skipped.push({ part, reason: err.message });
+        } else {
+          // In CI a missing fixture is an error: a silently skipped part would look like a full run.
+          failures.push(`part ${part}: ${err instanceof InputUnavailable ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        }
+      }
+      partSeconds[part] = Number(process.hrtime.bigint() - started) / 1e9;
+      printPart(part, results, opts);
+    }
+  } finally {
+    if (!opts.keep) await rm(work.path, { recursive: true, force: true });
+  }
+
+  for (const r of results.speed?.runs ?? []) if (!r.ok) failures.push(`speed round ${r.round} ${r.cell} failed: ${r.error ?? ''}`);
+  for (const c of checksOf(results)) if (!c.ok) failures.push(`check failed: ${c.what}: ${c.detail}`);
+  for (const s of skipped) process.stdout.write(`\nskipped ${s.part}: ${s.reason}\n`);
+  for (const f of failures) process.stdout.write(`\nFAILURE: ${f}\n`);
+
+  const exitCode = failures.length === 0 ? 0 : 1;
+  const doc = {
+    benchmark: 'convert',
+    schemaVersion: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    ok: exitCode === 0,
+    ...env,
+    ...versions,
+    tools,
+    loadavgAtEnd: os.loadavg(),
+    parameters: {
+      runs: opts.runs,
+      parts: opts.parts,
+      indexLoadRuns: loadRunsFor(opts.runs),
+      chunkSize: CHUNK_SIZE,
+      order: 'speed, each round: bootfs convert dir:, casync make caidx, bootfs convert oci: (fresh store per run); dedup and index run once',
+      workDir: { ...work, kept: opts.keep },
+      ci: process.env.CI === 'true',
+    },
+    targets: CONVERT_TARGETS,
+    partSeconds,
+    parts: results,
+    skipped,
+    failures,
+  };
+  const file = await writeResults(path.join(repoRoot, 'bench', 'results'), fileStamp(startedAt), doc, 'convert');
+  process.stdout.write(`\nresults: ${file}\n`);
+  return exitCode;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench: ${err instanceof SetupError ? '' : 'error: '}${(err as Error).message}\n`);
+  process.exitCode = err instanceof SetupError ? 2 : 1;
+}
