@@ -48,12 +48,6 @@ function transferable(buf: Uint8Array): Uint8Array {
   return new Uint8Array(buf); // copies (Buffer#slice would return a view)
 }
 
-/** `buf` itself when it spans its whole ArrayBuffer (so transferring it detaches nothing else), else a copy. */
-function ownedBuffer(buf: Uint8Array): Uint8Array {
-  const whole = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
-  return whole ? buf : transferable(buf);
-}
-
 export class ChunkPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
@@ -129,8 +123,8 @@ export class ChunkPool {
   }
 
   /** Hash only (an index without a store). */
-  async hash(plain: Uint8Array, owned = false): Promise<Buffer> {
-    const buf = owned ? ownedBuffer(plain) : transferable(plain);
+  async hash(plain: Uint8Array): Promise<Buffer> {
+    const buf = transferable(plain);
     const reply = await this.submit({ seq: 0, op: 'hash', plain: buf }, [buf]);
     return Buffer.from(reply.id!);
   }

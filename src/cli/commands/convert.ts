@@ -1,10 +1,8 @@
 /** `bootfs convert`: an image into chunks in a store plus one bootfs index. */
 import type { Command } from 'commander';
 import type { ChunkSizes } from '../../chunker/params.js';
-import { convertImage } from '../../converter/convert.js';
 import { UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/files.js';
-import { parseImageRef, parsePlatform } from '../../oci/index.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
@@ -53,6 +51,8 @@ export function registerConvert(program: Command): void {
       if (!flags.indexOut) throw new UsageError('convert needs --index-out FILE');
       const started = performance.now();
       const startedMs = Date.now();
+      // Loaded when the command runs: `bootfs make` should not pay for the converter's module graph.
+      const [{ convertImage }, { parseImageRef, parsePlatform }] = await Promise.all([import('../../converter/convert.js'), import('../../oci/index.js')]);
       const ref = parseImageRef(src);
       const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
       const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;

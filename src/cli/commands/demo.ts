@@ -3,8 +3,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { runChunkDemo } from '../../demo/chunk-demo.js';
-import { runConvertDemo } from '../../demo/convert-demo.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { LocalStore } from '../../store/local.js';
 import { BootfsError, ExitCode } from '../../errors.js';
@@ -26,6 +24,7 @@ export function registerDemo(program: Command): void {
     .action(async (flags: { dir?: string; size: string; json?: boolean }) => {
       const dir = flags.dir ?? (await mkdtemp(path.join(tmpdir(), 'bootfs-demo-')));
       const log = (line: string): void => void process.stderr.write(`• ${line}\n`);
+      const [{ runChunkDemo }, { runConvertDemo }] = await Promise.all([import('../../demo/chunk-demo.js'), import('../../demo/convert-demo.js')]);
       const pool = sharedPool();
       log('part 1 — chunks and casync-compatible blob indexes');
       const result = await runChunkDemo(dir, log, Math.max(1, Number(flags.size) || 48), pool);

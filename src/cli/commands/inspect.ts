@@ -3,14 +3,18 @@ import type { Command } from 'commander';
 import { formatChunkSizes } from '../../chunker/params.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { writeCaibxFile } from '../../index/caibx.js';
-import { BootfsIndex } from '../../index/bootfs-reader.js';
-import { resolveFollow } from '../../index/path-resolve.js';
-import { readRange } from '../../ops/read-range.js';
+import type { BootfsIndex } from '../../index/bootfs-reader.js';
 import { openStore } from '../../store/location.js';
 import { displayName, utf8ToByteString } from '../../tree/types.js';
 import { longLine } from '../listing.js';
 import { formatBytes, printJson } from '../output.js';
 import { storeOption } from '../options.js';
+
+/** Read an index; the reader module is loaded only by the commands that need it. */
+async function loadIndex(path: string): Promise<BootfsIndex> {
+  const { BootfsIndex } = await import('../../index/bootfs-reader.js');
+  return BootfsIndex.readFile(path);
+}
 
 /** The ino at a user-typed path, or NotFoundError naming the path and the index. */
 function resolvePath(index: BootfsIndex, indexPath: string, p: string): number {
@@ -36,7 +40,7 @@ export function registerInspect(program: Command): void {
     .argument('<index>', 'a bootfs index (from bootfs convert)')
     .option('--json', 'print one JSON result on stdout')
     .action(async (indexPath: string, flags: { json?: boolean }) => {
-      const index = await BootfsIndex.readFile(indexPath);
+      const index = await loadIndex(indexPath);
       const info = {
         index: indexPath,
         formatVersion: `${index.version.major}.${index.version.minor}`,
@@ -80,7 +84,7 @@ export function registerInspect(program: Command): void {
     .option('-R, --recursive', 'list the whole subtree')
     .option('--json', 'print one JSON result on stdout')
     .action(async (indexPath: string, p: string, flags: { long?: boolean; directory?: boolean; recursive?: boolean; json?: boolean }) => {
-      const index = await BootfsIndex.readFile(indexPath);
+      const index = await loadIndex(indexPath);
       const ino = resolvePath(index, indexPath, p);
       const rows: { name: string; ino: number }[] = [];
       if (index.kind(ino) !== 'dir' || flags.directory) rows.push({ name: p, ino });
@@ -117,14 +121,16 @@ export function registerInspect(program: Command): void {
     .addOption(storeOption(true))
     .action(async (indexPath: string, p: string, flags: { store?: string }) => {
       if (!flags.store) throw new UsageError('cat needs --store (or BOOTFS_STORE)');
-      const index = await BootfsIndex.readFile(indexPath);
+      const index = await loadIndex(indexPath);
       // Like cat in a chroot of the image: symlinks are followed, inside the image only.
+      const { resolveFollow } = await import('../../index/path-resolve.js');
       const ino = resolveFollow(index, utf8ToByteString(p));
       const kind = index.kind(ino);
       if (kind !== 'file') throw new UsageError(`${p} in ${indexPath} is a ${kind}, not a regular file`);
       const { offset, size } = index.fileExtent(ino);
       if (size === 0) return;
       const store = await openStore(flags.store);
+      const { readRange } = await import('../../ops/read-range.js');
       for await (const piece of readRange(index.table, store, offset, size)) {
         if (!process.stdout.write(piece)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
       }
@@ -141,7 +147,7 @@ export function registerInspect(program: Command): void {
     .argument('<index>', 'a bootfs index')
     .argument('<out>', 'the .caibx to write')
     .action(async (indexPath: string, out: string) => {
-      const index = await BootfsIndex.readFile(indexPath);
+      const index = await loadIndex(indexPath);
       await writeCaibxFile(out, index.toBlobIndex());
       process.stdout.write(`${out}: ${index.table.count} chunks, ${formatBytes(index.dataSize)}\n`);
     });

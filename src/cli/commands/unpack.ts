@@ -1,8 +1,6 @@
 /** `bootfs unpack`: materialize an index's tree in a directory. */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { BootfsIndex } from '../../index/bootfs-reader.js';
-import { unpackIndex } from '../../ops/unpack.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
 import { formatBytes, printJson, Progress, progressLine } from '../output.js';
@@ -26,6 +24,8 @@ export function registerUnpack(program: Command): void {
     .option('--no-progress', 'no progress line on stderr')
     .action(async (indexPath: string, dir: string, flags: { store?: string; owners: boolean; json?: boolean; progress: boolean }) => {
       if (!flags.store) throw new UsageError('unpack needs --store (or BOOTFS_STORE)');
+      // Loaded when the command runs: `bootfs make` should not pay for the converter's module graph.
+      const [{ BootfsIndex }, { unpackIndex }] = await Promise.all([import('../../index/bootfs-reader.js'), import('../../ops/unpack.js')]);
       const index = await BootfsIndex.readFile(indexPath);
       const store = await openStore(flags.store);
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
