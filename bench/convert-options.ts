@@ -1,6 +1,6 @@
 /** Command-line flags of the convert benchmark (bench/convert.ts), parsed with node:util parseArgs. */
 import { parseArgs } from 'node:util';
-import { BenchUsageError, parseRuns } from './options.js';
+import { BenchUsageError, parseNameList, parseRuns } from './options.js';
 
 /** The parts of the convert benchmark, in the order they run. */
 export const PART_NAMES = ['speed', 'dedup', 'index'] as const;
@@ -46,14 +46,7 @@ missed: this is a measurement), 1 when a run or a check failed, 2 for bad usage 
 missing tool.`;
 
 function parseParts(text: string): PartName[] {
-  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const known = new Set<string>(PART_NAMES);
-  for (const n of names) {
-    if (!known.has(n)) throw new BenchUsageError(`--parts: unknown part '${n}' (known: ${PART_NAMES.join(', ')})`);
-  }
-  const wanted = PART_NAMES.filter((p) => names.includes(p));
-  if (wanted.length === 0) throw new BenchUsageError('--parts must name at least one part');
-  return wanted;
+  return parseNameList('--parts', text, PART_NAMES, 'part');
 }
 
 /** Turn argv (without node and script) into ConvertBenchOptions; throws BenchUsageError. */

@@ -13,7 +13,7 @@ import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-in
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
 import { type CheckRecord, CONVERT_TARGETS, ConvertInputs, type ConvertTools, InputUnavailable, metricTable, type PartContext } from './convert-shared.js';
 import { runSpeed, speedTable, type SpeedResult } from './convert-speed.js';
-import { BenchUsageError } from './options.js';
+import { parseOrExit } from './options.js';
 import { GNU_TIME } from './proc.js';
 import { fileStamp, writeResults } from './report.js';
 import { CHUNK_SIZE, toolVersion, which } from './tools.js';
@@ -80,18 +80,8 @@ function printPart(part: PartName, r: PartResults, opts: ConvertBenchOptions): v
 }
 
 async function main(argv: string[]): Promise<number> {
-  let opts: ConvertBenchOptions;
-  try {
-    opts = parseConvertArgs(argv);
-  } catch (err) {
-    if (!(err instanceof BenchUsageError)) throw err;
-    process.stderr.write(`bench: ${err.message}\n\n${CONVERT_USAGE}\n`);
-    return 2;
-  }
-  if (opts.help) {
-    process.stdout.write(`${CONVERT_USAGE}\n`);
-    return 0;
-  }
+  const opts = parseOrExit(argv, parseConvertArgs, CONVERT_USAGE);
+  if (typeof opts === 'number') return opts;
   const startedAt = new Date();
   const repoRoot = findRepoRoot();
   const tools = findTools(repoRoot, opts.parts);

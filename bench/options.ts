@@ -60,15 +60,22 @@ export function parseRuns(text: string): number {
   return n;
 }
 
-function parseInputs(text: string): InputName[] {
+/**
+ * Parse a comma-separated list of names from `known` for `flag`: unknown names and an empty list
+ * are BenchUsageErrors; the result keeps `known`'s order without duplicates.
+ */
+export function parseNameList<T extends string>(flag: string, text: string, known: readonly T[], what: string): T[] {
   const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const known = new Set<string>(INPUT_NAMES);
   for (const n of names) {
-    if (!known.has(n)) throw new BenchUsageError(`--inputs: unknown input '${n}' (known: ${INPUT_NAMES.join(', ')})`);
+    if (!(known as readonly string[]).includes(n)) throw new BenchUsageError(`${flag}: unknown ${what} '${n}' (known: ${known.join(', ')})`);
   }
-  const unique = [...new Set(names)] as InputName[];
-  if (unique.length === 0) throw new BenchUsageError('--inputs must name at least one input');
-  return unique;
+  const wanted = known.filter((k) => names.includes(k));
+  if (wanted.length === 0) throw new BenchUsageError(`${flag} must name at least one ${what}`);
+  return wanted;
+}
+
+function parseInputs(text: string): InputName[] {
+  return parseNameList('--inputs', text, INPUT_NAMES, 'input');
 }
 
 /** Turn argv (without node and script) into BenchOptions; throws BenchUsageError. */
@@ -99,4 +106,24 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     inputs: parseInputs(values.inputs),
     help: values.help,
   };
+}
+
+/**
+ * The flag handling every benchmark entry point shares: parse argv, or print the error with the
+ * usage (exit status 2), or print the usage for --help (exit status 0).
+ */
+export function parseOrExit<T extends { help: boolean }>(argv: string[], parse: (argv: string[]) => T, usage: string): T | number {
+  let opts: T;
+  try {
+    opts = parse(argv);
+  } catch (err) {
+    if (!(err instanceof BenchUsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  return opts;
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
 import { locateRootfsStream, RANDOM_RECIPE, sha256File, writeRandomFile } from './inputs.js';
 import { type InputMeasurement, measureInput, type PreparedInput, warmUp } from './measure.js';
-import { BenchUsageError, type BenchOptions, type InputName, parseBenchArgs, USAGE } from './options.js';
+import { type BenchOptions, type InputName, parseBenchArgs, parseOrExit, USAGE } from './options.js';
 import { GNU_TIME } from './proc.js';
 import { comparisonTable, fileStamp, storeTable, writeResults } from './report.js';
 import { compare, type RunRecord, TARGETS } from './stats.js';
@@ -89,18 +89,8 @@ async function measureAll(planned: PlannedInput[], tools: Tool[], opts: BenchOpt
 }
 
 async function main(argv: string[]): Promise<number> {
-  let opts: BenchOptions;
-  try {
-    opts = parseBenchArgs(argv);
-  } catch (err) {
-    if (!(err instanceof BenchUsageError)) throw err;
-    process.stderr.write(`bench: ${err.message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const opts = parseOrExit(argv, parseBenchArgs, USAGE);
+  if (typeof opts === 'number') return opts;
   const startedAt = new Date();
   const repoRoot = findRepoRoot();
   const { tools, bootfsBin, casync } = findTools(repoRoot);
