@@ -7,6 +7,13 @@ import { sharedPool } from '../pool/chunk-pool.js';
 const POOL_COMMANDS = new Set(['make', 'extract', 'store', 'demo', 'convert', 'unpack']);
 if (POOL_COMMANDS.has(process.argv[2] ?? '')) sharedPool();
 
+// A reader that goes away (`bootfs cat … | head`) ends us quietly, as SIGPIPE ends C tools
+// (128 + SIGPIPE), instead of an unhandled EPIPE stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(141);
+  throw err;
+});
+
 const { runCli } = await import('./program.js');
 const code = await runCli(process.argv.slice(2));
 // Let stdout drain before exiting (large --json results, extract to a pipe).

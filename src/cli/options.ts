@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 
 /** `--store` with BOOTFS_STORE as fallback. */
 export function storeOption(required: boolean): Option {
-  const opt = new Option('-s, --store <location>', `chunk store: a directory or file:// URL${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
+  const opt = new Option('-s, --store <location>', `chunk store: a directory, file:// or http(s):// URL (token: BOOTFS_STORE_TOKEN)${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
   return opt;
 }
 

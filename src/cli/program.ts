@@ -7,6 +7,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerExtract } from './commands/extract.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMake } from './commands/make.js';
+import { registerServe } from './commands/serve.js';
 import { registerStore } from './commands/store.js';
 import { registerUnpack } from './commands/unpack.js';
 
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerMake(program);
   registerExtract(program);
   registerStore(program);
+  registerServe(program);
   registerConvert(program);
   registerInspect(program);
   registerUnpack(program);

@@ -1,19 +1,20 @@
 /**
- * Store locations are URLs everywhere; this is the one place they are parsed. Today a location is
- * a directory path or a file:// URL; remote schemes are recognised so the error says what is missing.
+ * Store locations are URLs everywhere; this is the one place they are parsed. A location is a
+ * directory path, a file:// URL, or an http:// / https:// URL of a store served over HTTP (see
+ * docs/remote-stores.md). Other remote schemes are recognised so the error says what is missing.
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import { HttpStore, type HttpStoreOptions } from './http.js';
 import { LocalStore } from './local.js';
+import type { WriteStore } from './types.js';
 
-export interface StoreLocation {
-  kind: 'local';
-  path: string;
-}
+export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string };
 
-const REMOTE = /^(https?|sftp|ssh|oci|docker):\/\//i;
+const UNSUPPORTED = /^(sftp|ssh|oci|docker):\/\//i;
+const HTTP = /^https?:\/\//i;
 
-/** Parse a store location: a path, or file:///abs/path. */
+/** Parse a store location: a path, file:///abs/path, or http(s)://host[:port]/path. */
 export function parseStoreLocation(text: string): StoreLocation {
   if (text.trim() === '') throw new UsageError('store location is empty');
   if (text.startsWith('file:')) {
@@ -23,15 +24,43 @@ export function parseStoreLocation(text: string): StoreLocation {
       throw new UsageError(`store location '${text}' is not a valid file: URL (${(err as Error).message})`);
     }
   }
-  const remote = REMOTE.exec(text);
+  if (HTTP.test(text)) {
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      throw new UsageError(`store location '${text}' is not a valid URL`);
+    }
+    if (!u.hostname) throw new UsageError(`store location '${text}' has no host`);
+    return { kind: 'http', url: u.href };
+  }
+  const remote = UNSUPPORTED.exec(text);
   if (remote) {
-    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory`);
+    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory or an http(s):// URL`);
   }
   return { kind: 'local', path: text };
 }
 
-/** Open the store a location names. `create` makes a missing local directory (for writers). */
-export async function openStore(text: string, opts: { create?: boolean } = {}): Promise<LocalStore> {
+export interface OpenStoreOptions {
+  /** Make a missing local directory (for writers). Remote stores are never created. */
+  create?: boolean;
+  /** Bearer token for http(s) stores; defaults to the BOOTFS_STORE_TOKEN environment variable. */
+  token?: string;
+  /** Further HttpStore options (timeouts, retries, concurrency). */
+  http?: HttpStoreOptions;
+}
+
+/** Open the store a location names: a LocalStore for paths and file:// URLs, an HttpStore for http(s). */
+export async function openStore(text: string, opts: OpenStoreOptions = {}): Promise<WriteStore> {
   const loc = parseStoreLocation(text);
+  if (loc.kind === 'local') return LocalStore.open(loc.path, { create: !!opts.create });
+  const token = opts.token ?? (process.env.BOOTFS_STORE_TOKEN || undefined);
+  return new HttpStore(loc.url, { ...opts.http, ...(token !== undefined ? { token } : {}) });
+}
+
+/** Open a store that must be a local directory (maintenance commands); URLs get a clear error. */
+export async function openLocalStore(text: string, opts: { create?: boolean } = {}): Promise<LocalStore> {
+  const loc = parseStoreLocation(text);
+  if (loc.kind !== 'local') throw new UsageError(`store location '${text}': this command works on local store directories only, not ${loc.kind} URLs`);
   return LocalStore.open(loc.path, { create: !!opts.create });
 }

@@ -286,3 +286,17 @@ describe('bootfs demo', () => {
     expect(existsSync(path.join(demoDir, 'app-v2.bootfs'))).toBe(true);
   });
 });
+
+describe('a reader that goes away', () => {
+  it('ends bootfs quietly with 141 (as SIGPIPE ends C tools), no stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const { bootfsBin } = await import('../helpers/tools.js');
+    const child = spawn(process.execPath, [bootfsBin, 'extract', '-s', store, index, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(141);
+    expect(stderr).not.toMatch(/EPIPE|at .*\.js:\d+/);
+  });
+});

@@ -24,16 +24,11 @@ export function registerConvert(program: Command): void {
     .command('convert')
     .summary('convert an image into chunks in a store plus a bootfs index')
     .description(
-      'Read SRC (skopeo syntax), flatten its layers with the OCI whiteout rules in memory, cut the\n' +
-        "file contents into content-defined chunks, push the chunks the store lacks and write the\n" +
-        'index: the whole filesystem tree, the chunk table of the data stream and the image config.\n' +
-        'Every blob digest is verified. Nothing is extracted to disk; file data is spooled once to\n' +
-        '--tmpdir (it needs room for the image\'s file contents).\n\n' +
-        'SRC transports:\n' +
-        '  oci:DIR[:TAG|@DIGEST]       an OCI image layout\n' +
-        '  oci-archive:FILE[:TAG]      a tar of an OCI layout\n' +
-        '  docker-archive:FILE[:REF]   docker save / podman save output\n' +
-        '  dir:PATH                    a plain root filesystem directory',
+      'Read SRC (skopeo syntax), flatten its layers with the OCI whiteout rules in memory, cut the ' +
+        'file contents into content-defined chunks, push the chunks the store lacks and write the ' +
+        'index: the whole filesystem tree, the chunk table of the data stream and the image config. ' +
+        'Every blob digest is verified. Nothing is extracted to disk; file data is spooled once to ' +
+        "--tmpdir (it needs room for the image's file contents).",
     )
     .argument('<src>', 'the image to convert')
     .addOption(storeOption(false))
@@ -45,7 +40,12 @@ export function registerConvert(program: Command): void {
     .option('--no-progress', 'no progress line on stderr')
     .addHelpText(
       'after',
-      '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
+      '\nSRC transports:\n' +
+        '  oci:DIR[:TAG|@DIGEST]       an OCI image layout\n' +
+        '  oci-archive:FILE[:TAG]      a tar of an OCI layout\n' +
+        '  docker-archive:FILE[:REF]   docker save / podman save output\n' +
+        '  dir:PATH                    a plain root filesystem directory\n' +
+        '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
     )
     .action(async (src: string, flags: ConvertFlags) => {
       if (!flags.indexOut) throw new UsageError('convert needs --index-out FILE');

@@ -13,9 +13,9 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .summary('run bootfs on built-in sample data and explain what happens')
     .description(
-      'Part 1 chunks two versions of a sample disk image into one store, shows how little the second\n' +
-        'adds, extracts it with verification and, when casync is installed, has casync read our store.\n' +
-        'Part 2 converts two versions of a sample root filesystem into the same store, reads a file\n' +
+      'Part 1 chunks two versions of a sample disk image into one store, shows how little the second ' +
+        'adds, extracts it with verification and, when casync is installed, has casync read our store. ' +
+        'Part 2 converts two versions of a sample root filesystem into the same store, reads a file ' +
         'through the index (following a symlink) and unpacks the tree.',
     )
     .option('--dir <dir>', 'work directory (default: a new temp directory, kept for inspection)')

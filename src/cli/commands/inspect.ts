@@ -140,8 +140,8 @@ export function registerInspect(program: Command): void {
     .command('export-caibx')
     .summary("write the index's data-stream chunk table as a casync .caibx")
     .description(
-      'The data stream (every regular file\'s contents in sorted path order, hardlinks once) is\n' +
-        'exactly a casync blob: `casync extract --store=STORE OUT.caibx data.bin` rebuilds it from the\n' +
+      'The data stream (every regular file\'s contents in sorted path order, hardlinks once) is ' +
+        'exactly a casync blob: `casync extract --store=STORE OUT.caibx data.bin` rebuilds it from the ' +
         'same store, which proves the store and the index agree.',
     )
     .argument('<index>', 'a bootfs index')

@@ -56,9 +56,9 @@ export function registerMake(program: Command): void {
     .command('make')
     .summary('chunk a file into a store and write a casync blob index (.caibx)')
     .description(
-      'Cut FILE (or stdin with -) into content-defined chunks (FastCDC), store each new chunk as\n' +
-        '<store>/<4hex>/<id>.cacnk (zstd; the casync/desync layout) and write INDEX, a .caibx that\n' +
-        'casync, desync and bootfs can extract. Chunks are written before the index, so an index never\n' +
+      'Cut FILE (or stdin with -) into content-defined chunks (FastCDC), store each new chunk as ' +
+        '<store>/<4hex>/<id>.cacnk (zstd; the casync/desync layout) and write INDEX, a .caibx that ' +
+        'casync, desync and bootfs can extract. Chunks are written before the index, so an index never ' +
         'names a chunk its store lacks.',
     )
     .argument('<index>', 'the .caibx to write (replaced atomically)')

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { BootfsError, ExitCode } from '../../errors.js';
 import { readCaibxFile } from '../../index/caibx.js';
 import { pruneStore, storeStats, verifyStore } from '../../ops/store-maint.js';
-import { openStore } from '../../store/location.js';
+import { openLocalStore } from '../../store/location.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { formatBytes, printJson, Progress } from '../output.js';
 import { parseDuration } from '../options.js';
@@ -22,16 +22,16 @@ export function registerStore(program: Command): void {
     .command('verify')
     .summary('decode and hash every chunk; --repair removes bad ones')
     .description(
-      'Decompress every chunk and check that its content hashes to its name. Exit status 3 when any\n' +
-        'chunk is bad. With --repair bad chunks are deleted (as desync verify --repair does), so the\n' +
-        'next make or cache fill stores a good copy; the exit status is still 3, because indexes that\n' +
+      'Decompress every chunk and check that its content hashes to its name. Exit status 3 when any ' +
+        'chunk is bad. With --repair bad chunks are deleted (as desync verify --repair does), so the ' +
+        'next make or cache fill stores a good copy; the exit status is still 3, because indexes that ' +
         'name them cannot be extracted until then.',
     )
     .argument('<dir>', 'store directory')
     .option('--repair', 'delete chunks that fail verification')
     .option('--json', 'print one JSON result on stdout')
     .action(async (dir: string, flags: { repair?: boolean; json?: boolean }) => {
-      const s = await openStore(dir);
+      const s = await openLocalStore(dir);
       const progress = new Progress();
       const result = await verifyStore(s, { repair: !!flags.repair, pool: sharedPool(), onProgress: (n) => progress.update(() => `${n} chunks checked`) });
       progress.done();
@@ -49,9 +49,9 @@ export function registerStore(program: Command): void {
     .command('prune')
     .summary('delete chunks no given index references')
     .description(
-      'Delete every chunk that none of the --keep indexes names. Temp files of writers still running\n' +
-        'are never touched (only ones older than a day, left by crashed writers). Pruning while a\n' +
-        'make writes into the same store could delete chunks its future index needs: use --min-age to\n' +
+      'Delete every chunk that none of the --keep indexes names. Temp files of writers still running ' +
+        'are never touched (only ones older than a day, left by crashed writers). Pruning while a ' +
+        'make writes into the same store could delete chunks its future index needs: use --min-age to ' +
         'keep recently written chunks.',
     )
     .argument('<dir>', 'store directory')
@@ -64,7 +64,7 @@ export function registerStore(program: Command): void {
       // Read every index before deleting anything: a bad --keep must not prune what it would keep.
       const keep = [];
       for (const k of flags.keep) keep.push(await readCaibxFile(k));
-      const s = await openStore(dir);
+      const s = await openLocalStore(dir);
       const result = await pruneStore(s, keep, { minAgeMs, dryRun: !!flags.dryRun });
       if (flags.json) printJson({ store: s.location, ...result });
       else {
@@ -84,7 +84,7 @@ export function registerStore(program: Command): void {
     .argument('<dir>', 'store directory')
     .option('--json', 'print one JSON result on stdout')
     .action(async (dir: string, flags: { json?: boolean }) => {
-      const s = await openStore(dir);
+      const s = await openLocalStore(dir);
       const stats = await storeStats(s);
       if (flags.json) printJson({ store: s.location, ...stats });
       else

@@ -11,9 +11,9 @@ export function registerUnpack(program: Command): void {
     .command('unpack')
     .summary('write the image tree of an index into a directory')
     .description(
-      'Create every entry of INDEX under DIR (which must not exist or be empty): file contents from\n' +
-        'the store, verified; hardlinks, symlinks, fifos; devices, owners and setuid bits when root;\n' +
-        'modes, xattrs and nanosecond mtimes. Nothing is ever written through a symlink. Uses mknod,\n' +
+      'Create every entry of INDEX under DIR (which must not exist or be empty): file contents from ' +
+        'the store, verified; hardlinks, symlinks, fifos; devices, owners and setuid bits when root; ' +
+        'modes, xattrs and nanosecond mtimes. Nothing is ever written through a symlink. Uses mknod, ' +
         'mkfifo, touch, xargs (coreutils/findutils) and setfattr (attr) for what Node cannot do.',
     )
     .argument('<index>', 'a bootfs index')
