@@ -75,39 +75,57 @@ let dscratch: Buffer | undefined;
  */
 export function decompressToScratch(stored: Uint8Array, maxSize: number): Buffer {
   if (!startsWith(stored, ZSTD_MAGIC)) return decompressStored(stored, maxSize);
-  if (!dscratch || dscratch.length < maxSize + 1) dscratch = Buffer.allocUnsafeSlow(Math.max(maxSize + 1, 1 << 20));
-  return zstdInto(stored, maxSize, dscratch);
+  const out = zstdDecode(stored, maxSize, dscratch);
+  // Keep the (possibly grown) buffer for the next call.
+  dscratch = Buffer.from(out.buffer, 0, out.buffer.byteLength);
+  return out;
 }
 
 function zstdBounded(src: Uint8Array, maxSize: number): Buffer {
-  // One byte of headroom: filling it proves the output is larger than allowed.
-  return Buffer.from(zstdInto(src, maxSize, Buffer.allocUnsafe(maxSize + 1)));
+  return Buffer.from(zstdDecode(src, maxSize, undefined));
 }
 
-/** Decode into `dst` (at least maxSize + 1 bytes); returns the view of the decoded bytes. */
-function zstdInto(src: Uint8Array, maxSize: number, dst: Buffer): Buffer {
+/** First output buffer when the frame does not declare its size (casync's frames do not). */
+const INITIAL_OUTPUT = 128 * 1024;
+
+/**
+ * Decode one or more zstd frames, never producing more than maxSize bytes. The output buffer is
+ * sized from the frame header's content size when there is one, else it starts small and doubles:
+ * allocating maxSize up front (16 MiB when no index gives the size) for every chunk made a busy
+ * server spend its time in the allocator and the GC. Returns a view of `reuse` or of a new buffer.
+ */
+function zstdDecode(src: Uint8Array, maxSize: number, reuse: Buffer | undefined): Buffer {
+  const limit = maxSize + 1; // one byte of headroom: filling it proves the output is too large
+  let declared: number | null = null;
+  try {
+    declared = binding.getFrameContentSize(src);
+  } catch {
+    // An unreadable header: decompressStream below reports the real error.
+  }
+  if (declared !== null && declared > maxSize) throw new DecodeFailure(`frame declares ${declared} bytes, more than ${maxSize}`);
+  const want = Math.min(limit, declared !== null ? declared + 1 : INITIAL_OUTPUT);
+  let dst = reuse && reuse.length >= want ? reuse : Buffer.allocUnsafe(want);
   dctx ??= new binding.DCtx();
   dctx.reset(binding.ResetDirective.sessionOnly);
   let produced = 0;
   let consumed = 0;
   let frameDone = false;
   try {
-    while (consumed < src.length) {
-      const [ret, out, inp] = dctx.decompressStream(dst.subarray(produced, maxSize + 1), src.subarray(consumed));
+    for (;;) {
+      if (produced === dst.length) {
+        if (dst.length >= limit) throw new DecodeFailure(`decompresses to more than ${maxSize} bytes`);
+        const bigger = Buffer.allocUnsafe(Math.min(limit, dst.length * 2));
+        dst.copy(bigger, 0, 0, produced);
+        dst = bigger;
+      }
+      const [ret, out, inp] = dctx.decompressStream(dst.subarray(produced, limit), src.subarray(consumed));
       produced += out;
       consumed += inp;
       if (produced > maxSize) throw new DecodeFailure(`decompresses to more than ${maxSize} bytes`);
       frameDone = ret === 0;
-      // No progress with input left means the decoder wants more input than exists: truncated.
-      if (out === 0 && inp === 0) break;
-    }
-    // Flush anything the decoder still holds (it may buffer output when dst was tight).
-    while (!frameDone) {
-      const [ret, out] = dctx.decompressStream(dst.subarray(produced, maxSize + 1), Buffer.alloc(0));
-      produced += out;
-      if (produced > maxSize) throw new DecodeFailure(`decompresses to more than ${maxSize} bytes`);
-      frameDone = ret === 0;
-      if (out === 0) break;
+      if (frameDone && consumed >= src.length) break;
+      // No progress although the output has room: the decoder needs input that is not there.
+      if (out === 0 && inp === 0 && produced < dst.length) break;
     }
   } catch (err) {
     if (err instanceof DecodeFailure) throw err;

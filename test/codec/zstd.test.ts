@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressChunk, DecodeFailure, decompressStored } from '../../src/codec/zstd.js';
+import { compressChunk, DecodeFailure, decompressStored, decompressToScratch } from '../../src/codec/zstd.js';
 
 describe('zstd codec', () => {
   it('round-trips text, random and empty data', () => {
@@ -20,7 +21,17 @@ describe('zstd codec', () => {
   it('refuses output above the bound without inflating a bomb', () => {
     const bomb = compressChunk(Buffer.alloc(64 * 1024 * 1024)); // 64 MiB of zeros → a few KiB
     expect(bomb.length).toBeLessThan(10_000);
-    expect(() => decompressStored(bomb, 256 * 1024)).toThrow(/more than 262144 bytes/);
+    expect(() => decompressStored(bomb, 256 * 1024)).toThrow(/more than 262144/);
+  });
+
+  it('bounds frames that do not declare their size (casync and the zstd CLI on a pipe write such frames)', () => {
+    // 64 MiB of zeros through `zstd` from stdin: no content-size field in the frame header.
+    const bomb = execFileSync('sh', ['-c', 'head -c 67108864 /dev/zero | zstd -q -c'], { maxBuffer: 1 << 20 });
+    expect(() => decompressStored(bomb, 256 * 1024)).toThrow(/decompresses to more than 262144 bytes/);
+    const plain = randomBytes(300_000);
+    const ok = execFileSync('zstd', ['-q', '-c'], { input: plain, maxBuffer: 1 << 22 }); // stdin: size not declared
+    expect(decompressStored(ok, 300_000).equals(plain)).toBe(true); // grows past the first 128 KiB buffer
+    expect(decompressToScratch(ok, 300_000).equals(plain)).toBe(true);
   });
 
   it('accepts exactly the bound', () => {
