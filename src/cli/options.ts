@@ -2,11 +2,32 @@
 import { Option } from 'commander';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, formatChunkSizes, parseChunkSizes } from '../chunker/params.js';
 import { UsageError } from '../errors.js';
+import type { OpenStoreOptions } from '../store/location.js';
 
 /** `--store` with BOOTFS_STORE as fallback. */
 export function storeOption(required: boolean): Option {
-  const opt = new Option('-s, --store <location>', `chunk store: a directory, file:// or http(s):// URL (token: BOOTFS_STORE_TOKEN)${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
+  const opt = new Option('-s, --store <location>', `chunk store: a directory, file://, http(s):// (token: BOOTFS_STORE_TOKEN) or sftp://user@host[:port]/path URL${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
   return opt;
+}
+
+/** `--ssh-key FILE` for sftp:// stores (a flag wins over BOOTFS_SSH_KEY and the ~/.ssh defaults). */
+export function sshKeyOption(): Option {
+  return new Option('--ssh-key <file>', 'private key for sftp:// stores (default: BOOTFS_SSH_KEY, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa, then the ssh-agent)');
+}
+
+/** `--insecure-skip-host-key-check`: the only way past an unknown SSH host key, named to be noticed. */
+export function insecureHostKeyOption(): Option {
+  return new Option('--insecure-skip-host-key-check', 'accept any SSH host key for sftp:// stores (throwaway tests only; default: known_hosts or BOOTFS_SSH_HOST_FINGERPRINT)');
+}
+
+/** The store-access flags as openStore options. */
+export function storeAccess(flags: { sshKey?: string; insecureSkipHostKeyCheck?: boolean }): OpenStoreOptions {
+  return {
+    sftp: {
+      ...(flags.sshKey ? { privateKeyFile: flags.sshKey } : {}),
+      ...(flags.insecureSkipHostKeyCheck ? { insecureSkipHostKeyCheck: true } : {}),
+    },
+  };
 }
 
 /** `--chunk-size MIN:AVG:MAX`, validated when parsed. */

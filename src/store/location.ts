@@ -1,17 +1,21 @@
 /**
  * Store locations are URLs everywhere; this is the one place they are parsed. A location is a
- * directory path, a file:// URL, or an http:// / https:// URL of a store served over HTTP (see
- * docs/remote-stores.md). Other remote schemes are recognised so the error says what is missing.
+ * directory path, a file:// URL, an http:// / https:// URL of a store served over HTTP, or an
+ * sftp://user@host:port/path URL (see docs/remote-stores.md). Other remote schemes are recognised
+ * so the error says what is missing.
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
 import { HttpStore, type HttpStoreOptions } from './http.js';
 import { LocalStore } from './local.js';
+import { SftpStore, sftpOptionsFromEnv, type SftpStoreOptions } from './sftp.js';
 import type { WriteStore } from './types.js';
 
-export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string };
+export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string } | { kind: 'sftp'; url: string };
 
-const UNSUPPORTED = /^(sftp|ssh|oci|docker):\/\//i;
+// ssh:// is casync's own protocol (casync-format.md §6): not spoken here; use sftp://.
+const UNSUPPORTED = /^(ssh|oci|docker):\/\//i;
+const SFTP = /^sftp:\/\//i;
 const HTTP = /^https?:\/\//i;
 
 /** Parse a store location: a path, file:///abs/path, or http(s)://host[:port]/path. */
@@ -34,9 +38,21 @@ export function parseStoreLocation(text: string): StoreLocation {
     if (!u.hostname) throw new UsageError(`store location '${text}' has no host`);
     return { kind: 'http', url: u.href };
   }
+  if (SFTP.test(text)) {
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      throw new UsageError(`store location '${text}' is not a valid URL (sftp://[user@]host[:port]/path)`);
+    }
+    if (!u.hostname) throw new UsageError(`store location '${text}' has no host`);
+    if (u.password) throw new UsageError(`store location '${text}': passwords are not supported; use a key (BOOTFS_SSH_KEY) or ssh-agent`);
+    if (u.search || u.hash) throw new UsageError(`store location '${text}': an sftp:// URL takes no query or fragment`);
+    return { kind: 'sftp', url: u.href };
+  }
   const remote = UNSUPPORTED.exec(text);
   if (remote) {
-    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory or an http(s):// URL`);
+    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory, an http(s):// or an sftp:// URL`);
   }
   return { kind: 'local', path: text };
 }
@@ -48,12 +64,15 @@ export interface OpenStoreOptions {
   token?: string;
   /** Further HttpStore options (timeouts, retries, concurrency). */
   http?: HttpStoreOptions;
+  /** Further SftpStore options; BOOTFS_SSH_* environment variables fill in the rest. */
+  sftp?: SftpStoreOptions;
 }
 
-/** Open the store a location names: a LocalStore for paths and file:// URLs, an HttpStore for http(s). */
+/** Open the store a location names: a LocalStore for paths and file:// URLs, an HttpStore for http(s), an SftpStore for sftp. */
 export async function openStore(text: string, opts: OpenStoreOptions = {}): Promise<WriteStore> {
   const loc = parseStoreLocation(text);
   if (loc.kind === 'local') return LocalStore.open(loc.path, { create: !!opts.create });
+  if (loc.kind === 'sftp') return new SftpStore(loc.url, { ...sftpOptionsFromEnv(), ...opts.sftp });
   const token = opts.token ?? (process.env.BOOTFS_STORE_TOKEN || undefined);
   return new HttpStore(loc.url, { ...opts.http, ...(token !== undefined ? { token } : {}) });
 }

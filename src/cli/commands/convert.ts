@@ -6,10 +6,12 @@ import { writeFileAtomic } from '../../util/files.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
-import { chunkSizeOption, storeOption } from '../options.js';
+import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 interface ConvertFlags {
   store?: string;
+  sshKey?: string;
+  insecureSkipHostKeyCheck?: boolean;
   indexOut?: string;
   chunkSize: ChunkSizes;
   platform?: string;
@@ -32,6 +34,8 @@ export function registerConvert(program: Command): void {
     )
     .argument('<src>', 'the image to convert')
     .addOption(storeOption(false))
+    .addOption(sshKeyOption())
+    .addOption(insecureHostKeyOption())
     .requiredOption('-o, --index-out <file>', 'the bootfs index to write (replaced atomically)')
     .addOption(chunkSizeOption())
     .option('--platform <os/arch[/variant]>', "image to pick from an index or manifest list (default: this host's)")
@@ -55,7 +59,7 @@ export function registerConvert(program: Command): void {
       const [{ convertImage }, { parseImageRef, parsePlatform }] = await Promise.all([import('../../converter/convert.js'), import('../../oci/index.js')]);
       const ref = parseImageRef(src);
       const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
-      const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;
+      const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags) }) : undefined;
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const result = await convertImage(ref, {
         sizes: flags.chunkSize,

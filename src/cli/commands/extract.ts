@@ -14,10 +14,12 @@ function emptyStore(location: string): ChunkStore {
   return { location, getStored: missing, getChunk: missing, hasChunk: async () => false, close: async () => {} };
 }
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
-import { assertStdoutFree, storeOption } from '../options.js';
+import { assertStdoutFree, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 interface ExtractFlags {
   store?: string;
+  sshKey?: string;
+  insecureSkipHostKeyCheck?: boolean;
   json?: boolean;
   progress: boolean;
 }
@@ -34,6 +36,8 @@ export function registerExtract(program: Command): void {
     .argument('<index>', 'the .caibx to read')
     .argument('<out>', 'output file, or - for stdout')
     .addOption(storeOption(true))
+    .addOption(sshKeyOption())
+    .addOption(insecureHostKeyOption())
     .option('--json', 'print one JSON result on stdout (not with OUT = -)')
     .option('--no-progress', 'no progress line on stderr')
     .addHelpText('after', '\nExamples:\n  bootfs extract --store /srv/store image.caibx image.raw\n  bootfs extract -s /srv/store image.caibx - | sha256sum')
@@ -44,7 +48,7 @@ export function registerExtract(program: Command): void {
       const startedMs = Date.now();
       const index = await readCaibxFile(indexPath);
       // An empty blob needs no chunk, and casync creates no store for one: don't demand it exists.
-      const store = index.table.count === 0 ? await openStore(flags.store).catch(() => emptyStore(flags.store!)) : await openStore(flags.store);
+      const store = index.table.count === 0 ? await openStore(flags.store, storeAccess(flags)).catch(() => emptyStore(flags.store!)) : await openStore(flags.store, storeAccess(flags));
       const sink = out === '-' ? streamSink(process.stdout) : await fileSink(out);
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const total = index.table.totalSize;

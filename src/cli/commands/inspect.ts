@@ -8,7 +8,7 @@ import { openStore } from '../../store/location.js';
 import { displayName, utf8ToByteString } from '../../tree/types.js';
 import { longLine } from '../listing.js';
 import { formatBytes, printJson } from '../output.js';
-import { storeOption } from '../options.js';
+import { insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 /** Read an index; the reader module is loaded only by the commands that need it. */
 async function loadIndex(path: string): Promise<BootfsIndex> {
@@ -119,7 +119,9 @@ export function registerInspect(program: Command): void {
     .argument('<index>', 'a bootfs index')
     .argument('<path>', 'path of a regular file inside the image')
     .addOption(storeOption(true))
-    .action(async (indexPath: string, p: string, flags: { store?: string }) => {
+    .addOption(sshKeyOption())
+    .addOption(insecureHostKeyOption())
+    .action(async (indexPath: string, p: string, flags: { store?: string; sshKey?: string; insecureSkipHostKeyCheck?: boolean }) => {
       if (!flags.store) throw new UsageError('cat needs --store (or BOOTFS_STORE)');
       const index = await loadIndex(indexPath);
       // Like cat in a chroot of the image: symlinks are followed, inside the image only.
@@ -129,7 +131,7 @@ export function registerInspect(program: Command): void {
       if (kind !== 'file') throw new UsageError(`${p} in ${indexPath} is a ${kind}, not a regular file`);
       const { offset, size } = index.fileExtent(ino);
       if (size === 0) return;
-      const store = await openStore(flags.store);
+      const store = await openStore(flags.store, storeAccess(flags));
       const { readRange } = await import('../../ops/read-range.js');
       for await (const piece of readRange(index.table, store, offset, size)) {
         if (!process.stdout.write(piece)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));

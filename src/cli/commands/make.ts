@@ -12,10 +12,12 @@ import { openStore } from '../../store/location.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { createHash } from 'node:crypto';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
-import { chunkSizeOption, storeOption } from '../options.js';
+import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 interface MakeFlags {
   store?: string;
+  sshKey?: string;
+  insecureSkipHostKeyCheck?: boolean;
   digest?: boolean;
   chunkSize: ChunkSizes;
   json?: boolean;
@@ -64,6 +66,8 @@ export function registerMake(program: Command): void {
     .argument('<index>', 'the .caibx to write (replaced atomically)')
     .argument('<file>', 'input file, or - for stdin')
     .addOption(storeOption(false))
+    .addOption(sshKeyOption())
+    .addOption(insecureHostKeyOption())
     .addOption(chunkSizeOption())
     .option('--digest', 'also print the SHA-512/256 of the whole input (what `casync digest` prints)')
     .option('--json', 'print one JSON result on stdout')
@@ -74,7 +78,7 @@ export function registerMake(program: Command): void {
     )
     .action(async (indexPath: string, file: string, flags: MakeFlags) => {
       const started = performance.now();
-      const store = flags.store ? await openStore(flags.store, { create: true }) : undefined;
+      const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags) }) : undefined;
       const input = await openInput(file);
       const startedMs = Date.now();
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
 import { formatBytes, printJson, Progress, progressLine } from '../output.js';
-import { storeOption } from '../options.js';
+import { insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 export function registerUnpack(program: Command): void {
   program
@@ -19,15 +19,17 @@ export function registerUnpack(program: Command): void {
     .argument('<index>', 'a bootfs index')
     .argument('<dir>', 'target directory (new or empty)')
     .addOption(storeOption(true))
+    .addOption(sshKeyOption())
+    .addOption(insecureHostKeyOption())
     .option('--no-owners', 'do not set owners (default: set them when running as root)')
     .option('--json', 'print one JSON result on stdout')
     .option('--no-progress', 'no progress line on stderr')
-    .action(async (indexPath: string, dir: string, flags: { store?: string; owners: boolean; json?: boolean; progress: boolean }) => {
+    .action(async (indexPath: string, dir: string, flags: { store?: string; sshKey?: string; insecureSkipHostKeyCheck?: boolean; owners: boolean; json?: boolean; progress: boolean }) => {
       if (!flags.store) throw new UsageError('unpack needs --store (or BOOTFS_STORE)');
       // Loaded when the command runs: `bootfs make` should not pay for the converter's module graph.
       const [{ BootfsIndex }, { unpackIndex }] = await Promise.all([import('../../index/bootfs-reader.js'), import('../../ops/unpack.js')]);
       const index = await BootfsIndex.readFile(indexPath);
-      const store = await openStore(flags.store);
+      const store = await openStore(flags.store, storeAccess(flags));
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const startedMs = Date.now();
       const result = await unpackIndex(index, store, dir, {
