@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { ChunkCorruptError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
+import { positiveInt, Semaphore } from '../util/limits.js';
 import type { GetOptions, WriteStore } from './types.js';
 
 /** Largest response body accepted: casync's own cap on an HTTP chunk (16 MiB). */
@@ -49,11 +50,6 @@ interface ResolvedOptions {
   headBeforePut: boolean;
 }
 
-function positiveInt(name: string, value: number | undefined, dflt: number): number {
-  const v = value ?? dflt;
-  if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`http store option ${name} must be a positive integer, got ${v}`);
-  return v;
-}
 
 /** A response worth retrying: a 5xx status. */
 class RetryableStatus extends Error {
@@ -70,8 +66,7 @@ export class HttpStore implements WriteStore {
   private readonly pool: Pool;
   private readonly opts: ResolvedOptions;
   private readonly auth: string | undefined;
-  private active = 0;
-  private readonly waiters: (() => void)[] = [];
+  private readonly slots: Semaphore;
   private closed = false;
 
   constructor(url: string, opts: HttpStoreOptions = {}) {
@@ -83,14 +78,15 @@ export class HttpStore implements WriteStore {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`store location '${url}': HttpStore needs an http:// or https:// URL`);
     this.opts = {
-      concurrency: positiveInt('concurrency', opts.concurrency, 16),
-      timeoutMs: positiveInt('timeoutMs', opts.timeoutMs, 30_000),
-      deadlineMs: positiveInt('deadlineMs', opts.deadlineMs, 120_000),
-      tries: positiveInt('tries', opts.tries, 3),
-      backoffMs: positiveInt('backoffMs', opts.backoffMs, 200),
-      maxBodyBytes: positiveInt('maxBodyBytes', opts.maxBodyBytes, HTTP_MAX_BODY_BYTES),
+      concurrency: positiveInt('http', 'concurrency', opts.concurrency, 16),
+      timeoutMs: positiveInt('http', 'timeoutMs', opts.timeoutMs, 30_000),
+      deadlineMs: positiveInt('http', 'deadlineMs', opts.deadlineMs, 120_000),
+      tries: positiveInt('http', 'tries', opts.tries, 3),
+      backoffMs: positiveInt('http', 'backoffMs', opts.backoffMs, 200),
+      maxBodyBytes: positiveInt('http', 'maxBodyBytes', opts.maxBodyBytes, HTTP_MAX_BODY_BYTES),
       headBeforePut: opts.headBeforePut ?? true,
     };
+    this.slots = new Semaphore(this.opts.concurrency);
     if (opts.token !== undefined) {
       if (opts.token === '' || /\s/.test(opts.token)) throw new UsageError('http store token must be non-empty and contain no whitespace');
       this.auth = `Bearer ${opts.token}`;
@@ -212,7 +208,7 @@ export class HttpStore implements WriteStore {
 
   /** One try, holding one of `concurrency` slots; 5xx becomes RetryableStatus. */
   private async once(method: 'GET' | 'HEAD' | 'PUT', hex: string, body: Uint8Array | undefined, outer: AbortSignal): Promise<{ status: number; body: Buffer }> {
-    await this.acquire();
+    await this.slots.acquire();
     const tryTimeout = AbortSignal.timeout(this.opts.timeoutMs);
     const sig = AbortSignal.any([outer, tryTimeout]);
     try {
@@ -238,23 +234,10 @@ export class HttpStore implements WriteStore {
       if (tryTimeout.aborted && !outer.aborted) throw new TryTimeout(this.opts.timeoutMs);
       throw err;
     } finally {
-      this.release();
+      this.slots.release();
     }
   }
 
-  private async acquire(): Promise<void> {
-    if (this.active < this.opts.concurrency) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.active--;
-  }
 }
 
 /** One try took longer than timeoutMs (retryable). */

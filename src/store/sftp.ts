@@ -17,6 +17,7 @@ import ssh2 from 'ssh2';
 import type { Client, SFTPWrapper, Stats } from 'ssh2';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { BootfsError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
+import { positiveInt, Semaphore } from '../util/limits.js';
 import { checkKnownHosts, fingerprint, knownHostsName, parseOneKey } from '../server/ssh-keys.js';
 import type { GetOptions, WriteStore } from './types.js';
 
@@ -80,11 +81,6 @@ export class HostKeyError extends BootfsError {
   }
 }
 
-function positiveInt(name: string, value: number | undefined, dflt: number): number {
-  const v = value ?? dflt;
-  if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`sftp store option ${name} must be a positive integer, got ${v}`);
-  return v;
-}
 
 /** `cb`-style call → promise. */
 function call<T>(fn: (cb: (err: Error | null | undefined, value: T) => void) => void): Promise<T> {
@@ -125,8 +121,7 @@ export class SftpStore implements WriteStore {
   private readonly limits: { channels: number; concurrency: number; connectTimeoutMs: number; timeoutMs: number; deadlineMs: number; tries: number; backoffMs: number; maxBodyBytes: number };
   private conn: Promise<Conn> | undefined;
   private posixRename: boolean | undefined;
-  private active = 0;
-  private readonly waiters: (() => void)[] = [];
+  private readonly slots: Semaphore;
   private closed = false;
 
   constructor(url: string, opts: SftpStoreOptions = {}) {
@@ -147,15 +142,16 @@ export class SftpStore implements WriteStore {
     this.root = p === '/~' || p.startsWith('/~/') ? p.slice(3) : p === '' ? '/' : p;
     this.opts = opts;
     this.limits = {
-      channels: positiveInt('channels', opts.channels, 4),
-      concurrency: positiveInt('concurrency', opts.concurrency, 16),
-      connectTimeoutMs: positiveInt('connectTimeoutMs', opts.connectTimeoutMs, 20_000),
-      timeoutMs: positiveInt('timeoutMs', opts.timeoutMs, 30_000),
-      deadlineMs: positiveInt('deadlineMs', opts.deadlineMs, 120_000),
-      tries: positiveInt('tries', opts.tries, 3),
-      backoffMs: positiveInt('backoffMs', opts.backoffMs, 200),
-      maxBodyBytes: positiveInt('maxBodyBytes', opts.maxBodyBytes, SFTP_MAX_BODY_BYTES),
+      channels: positiveInt('sftp', 'channels', opts.channels, 4),
+      concurrency: positiveInt('sftp', 'concurrency', opts.concurrency, 16),
+      connectTimeoutMs: positiveInt('sftp', 'connectTimeoutMs', opts.connectTimeoutMs, 20_000),
+      timeoutMs: positiveInt('sftp', 'timeoutMs', opts.timeoutMs, 30_000),
+      deadlineMs: positiveInt('sftp', 'deadlineMs', opts.deadlineMs, 120_000),
+      tries: positiveInt('sftp', 'tries', opts.tries, 3),
+      backoffMs: positiveInt('sftp', 'backoffMs', opts.backoffMs, 200),
+      maxBodyBytes: positiveInt('sftp', 'maxBodyBytes', opts.maxBodyBytes, SFTP_MAX_BODY_BYTES),
     };
+    this.slots = new Semaphore(this.limits.concurrency);
     if (opts.hostFingerprint !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(opts.hostFingerprint)) {
       throw new UsageError(`host fingerprint '${opts.hostFingerprint}' is not SHA256:<43 base64 characters> (as ssh-keygen -lf prints it)`);
     }
@@ -320,7 +316,7 @@ export class SftpStore implements WriteStore {
 
   /** One try on one channel, holding one of `concurrency` slots, bounded by timeoutMs. */
   private async once<T>(fn: (sftp: SFTPWrapper) => Promise<T>, outer: AbortSignal): Promise<T> {
-    await this.acquire();
+    await this.slots.acquire();
     let conn: Conn | undefined;
     try {
       conn = await this.connection();
@@ -349,7 +345,7 @@ export class SftpStore implements WriteStore {
       }
     } finally {
       if (conn && --conn.active === 0 && !conn.dead) conn.sock.unref();
-      this.release();
+      this.slots.release();
     }
   }
 
@@ -482,17 +478,4 @@ export class SftpStore implements WriteStore {
     return conn;
   }
 
-  private async acquire(): Promise<void> {
-    if (this.active < this.limits.concurrency) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.active--;
-  }
 }
