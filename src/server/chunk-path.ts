@@ -28,3 +28,6 @@ export function parseChunkPath(rawUrl: string): ChunkPath | undefined {
   const id = hexToId(hex);
   return id ? { id, hex } : undefined;
 }
+
+/** Largest PUT body accepted by default: casync's cap on a chunk body (16 MiB). Lives here, not in http.ts, so the CLI can show it without loading fastify. */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;

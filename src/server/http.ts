@@ -18,11 +18,10 @@ import { decodeChunk, DEFAULT_MAX_DECODED_SIZE } from '../chunk.js';
 import { ChunkCorruptError, errnoCode, IoError, UsageError } from '../errors.js';
 import type { LocalStore } from '../store/local.js';
 import { authorized } from './auth.js';
-import { parseChunkPath, type ChunkPath } from './chunk-path.js';
+import { DEFAULT_MAX_BODY_BYTES, parseChunkPath, type ChunkPath } from './chunk-path.js';
 import { ServerMetrics } from './metrics.js';
 
-/** Largest PUT body by default: casync's own cap on a chunk response body (16 MiB). */
-export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+export { DEFAULT_MAX_BODY_BYTES };
 /**
  * Default time to receive a whole request (headers and body): a stalled uploader is cut off
  * after this instead of holding a connection and a buffer forever. 16 MiB in 60 s is ~280 KiB/s.

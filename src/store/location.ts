@@ -6,9 +6,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
-import { HttpStore, type HttpStoreOptions } from './http.js';
+import type { HttpStoreOptions } from './http.js';
 import { LocalStore } from './local.js';
-import { SftpStore, sftpOptionsFromEnv, type SftpStoreOptions } from './sftp.js';
+import type { SftpStoreOptions } from './sftp.js';
 import type { WriteStore } from './types.js';
 
 export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string } | { kind: 'sftp'; url: string };
@@ -72,7 +72,13 @@ export interface OpenStoreOptions {
 export async function openStore(text: string, opts: OpenStoreOptions = {}): Promise<WriteStore> {
   const loc = parseStoreLocation(text);
   if (loc.kind === 'local') return LocalStore.open(loc.path, { create: !!opts.create });
-  if (loc.kind === 'sftp') return new SftpStore(loc.url, { ...sftpOptionsFromEnv(), ...opts.sftp });
+  // Remote backends load on demand: undici and ssh2 cost ~190 ms to import, which every local
+  // make, extract and convert would otherwise pay.
+  if (loc.kind === 'sftp') {
+    const { SftpStore, sftpOptionsFromEnv } = await import('./sftp.js');
+    return new SftpStore(loc.url, { ...sftpOptionsFromEnv(), ...opts.sftp });
+  }
+  const { HttpStore } = await import('./http.js');
   const token = opts.token ?? (process.env.BOOTFS_STORE_TOKEN || undefined);
   return new HttpStore(loc.url, { ...opts.http, ...(token !== undefined ? { token } : {}) });
 }

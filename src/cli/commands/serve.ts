@@ -2,9 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { IoError, UsageError } from '../../errors.js';
-import { DEFAULT_MAX_BODY_BYTES } from '../../server/http.js';
-import { readTokenFile, serveStore, type RunningServer } from '../../server/serve.js';
-import { jsonLineLog, serveSsh, type RunningSshServer } from '../../server/ssh.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../../server/chunk-path.js';
+import type { RunningServer } from '../../server/serve.js';
+import type { RunningSshServer } from '../../server/ssh.js';
 
 interface ServeFlags {
   store: string;
@@ -53,6 +53,8 @@ export function registerServe(program: Command): void {
       const maxBody = Number(flags.maxBody);
       if (!Number.isSafeInteger(maxBody) || maxBody < 1) throw new UsageError(`--max-body must be a positive number of bytes, got '${flags.maxBody}'`);
       if (!!flags.tlsCert !== !!flags.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
+      // The servers (fastify, ssh2) load only when serve runs: ~150 ms no other command should pay.
+      const [{ readTokenFile, serveStore }, { jsonLineLog, serveSsh }] = await Promise.all([import('../../server/serve.js'), import('../../server/ssh.js')]);
       const token = flags.tokenFile ? await readTokenFile(flags.tokenFile) : process.env.BOOTFS_TOKEN || undefined;
       if (flags.writable && !token) throw new UsageError('--writable needs a token: --token-file FILE or BOOTFS_TOKEN');
       if (!flags.writable && flags.tokenFile) throw new UsageError('--token-file is the PUT token; it needs --writable (use --read-token-file to protect reads)');
