@@ -54,3 +54,16 @@ export function cleanupOnSignal(work: WorkDir, keep: boolean): void {
     });
   }
 }
+
+/**
+ * Run a benchmark's main() as the process: its return value is the exit status; a SetupError
+ * (missing tool or fixture) exits 2, anything else 1, each with one line on stderr.
+ */
+export async function runBenchMain(main: (argv: string[]) => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${err instanceof SetupError ? '' : 'error: '}${(err as Error).message}\n`);
+    process.exitCode = err instanceof SetupError ? 2 : 1;
+  }
+}

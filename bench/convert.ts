@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
@@ -156,9 +156,4 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`bench: ${err instanceof SetupError ? '' : 'error: '}${(err as Error).message}\n`);
-  process.exitCode = err instanceof SetupError ? 2 : 1;
-}
+await runBenchMain(main);

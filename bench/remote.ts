@@ -9,7 +9,7 @@ import { lstat, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { HttpStore } from '../src/store/http.js';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
 import { readFixtureEnv } from './inputs.js';
 import { parseOrExit } from './options.js';
 import { runChecked } from './proc.js';
@@ -424,9 +424,4 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`bench: ${err instanceof SetupError ? '' : 'error: '}${(err as Error).message}\n`);
-  process.exitCode = err instanceof SetupError ? 2 : 1;
-}
+await runBenchMain(main);

@@ -7,7 +7,7 @@ import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
 import { locateRootfsStream, RANDOM_RECIPE, sha256File, writeRandomFile } from './inputs.js';
 import { type InputMeasurement, measureInput, type PreparedInput, warmUp } from './measure.js';
 import { type BenchOptions, type InputName, parseBenchArgs, parseOrExit, USAGE } from './options.js';
@@ -169,9 +169,4 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`bench: ${err instanceof SetupError ? '' : 'error: '}${(err as Error).message}\n`);
-  process.exitCode = err instanceof SetupError ? 2 : 1;
-}
+await runBenchMain(main);
