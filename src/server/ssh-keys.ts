@@ -84,6 +84,19 @@ export interface HostKey {
  * Load the host key from `file`, or generate an ed25519 key there (mode 0600, plus `file.pub`)
  * when it does not exist. Creation uses O_EXCL, so two servers starting at once agree on one key.
  */
+/**
+ * A new ed25519 key pair in OpenSSH format. ssh2's generateKeyPairSync drops a leading zero byte
+ * of the public key (it writes 31 bytes), so about 1 key in 300 is one its own parser rejects as
+ * "malformed OpenSSH private key" (measured: 10 of 3000). Such a pair is discarded and drawn again.
+ */
+export function generateEd25519(): { private: string; public: string } {
+  for (let i = 0; i < 32; i++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'bootfs serve host key' });
+    if (!(utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new IoError('could not generate a valid ed25519 host key (ssh2 produced 32 malformed keys in a row)');
+}
+
 export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
   let created = false;
   let data: Buffer;
@@ -91,7 +104,7 @@ export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
     data = await readFile(file);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw new IoError(`cannot read ssh host key ${file}: ${(err as Error).message}`, err);
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'bootfs serve host key' });
+    const pair = generateEd25519();
     try {
       await mkdir(path.dirname(file), { recursive: true });
       await writeFile(file, pair.private, { mode: 0o600, flag: 'wx' });
