@@ -67,3 +67,17 @@ export async function runBenchMain(main: (argv: string[]) => Promise<number>): P
     process.exitCode = err instanceof SetupError ? 2 : 1;
   }
 }
+
+/** The fields every results document starts with: what ran, when, whether it all passed, on what. */
+export function resultHeader(benchmark: string, issue: number, startedAt: Date, ok: boolean, env: object): Record<string, unknown> {
+  return {
+    benchmark,
+    issue,
+    schemaVersion: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    ok,
+    ...env,
+    loadavgAtEnd: os.loadavg(),
+  };
+}

@@ -1,6 +1,5 @@
 /** Command-line flags of the convert benchmark (bench/convert.ts), parsed with node:util parseArgs. */
-import { parseArgs } from 'node:util';
-import { BenchUsageError, parseNameList, parseRuns } from './options.js';
+import { BenchUsageError, parseNameList, parseRuns, strictArgs } from './options.js';
 
 /** The parts of the convert benchmark, in the order they run. */
 export const PART_NAMES = ['speed', 'dedup', 'index'] as const;
@@ -51,22 +50,12 @@ function parseParts(text: string): PartName[] {
 
 /** Turn argv (without node and script) into ConvertBenchOptions; throws BenchUsageError. */
 export function parseConvertArgs(argv: string[]): ConvertBenchOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        runs: { type: 'string', default: '3' },
-        parts: { type: 'string', default: PART_NAMES.join(',') },
-        dir: { type: 'string' },
-        keep: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message);
-  }
+  const values = strictArgs(argv, {
+    runs: { type: 'string', default: '3' },
+    parts: { type: 'string', default: PART_NAMES.join(',') },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   return { runs: parseRuns(values.runs), parts: parseParts(values.parts), dir: values.dir, keep: values.keep, help: values.help };
 }

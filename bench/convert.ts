@@ -5,9 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
@@ -127,15 +126,9 @@ async function main(argv: string[]): Promise<number> {
 
   const exitCode = failures.length === 0 ? 0 : 1;
   const doc = {
-    benchmark: 'convert',
-    schemaVersion: 1,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    ok: exitCode === 0,
-    ...env,
+    ...resultHeader('convert', 3, startedAt, exitCode === 0, env),
     ...versions,
     tools,
-    loadavgAtEnd: os.loadavg(),
     parameters: {
       runs: opts.runs,
       parts: opts.parts,

@@ -1,5 +1,5 @@
 /** Command-line flags of the make/extract benchmark, parsed with node:util parseArgs. */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** The inputs the benchmark knows how to prepare. */
 export const INPUT_NAMES = ['random', 'rootfs'] as const;
@@ -78,26 +78,30 @@ function parseInputs(text: string): InputName[] {
   return parseNameList('--inputs', text, INPUT_NAMES, 'input');
 }
 
-/** Turn argv (without node and script) into BenchOptions; throws BenchUsageError. */
-export function parseBenchArgs(argv: string[]): BenchOptions {
-  let values;
+type StrictConfig<O> = { args: string[]; strict: true; allowPositionals: false; options: O };
+
+/** parseArgs in strict mode with no positionals; its errors become BenchUsageErrors. */
+export function strictArgs<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: O,
+): ReturnType<typeof parseArgs<StrictConfig<O>>>['values'] {
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        size: { type: 'string', default: '256M' },
-        runs: { type: 'string', default: '3' },
-        dir: { type: 'string' },
-        keep: { type: 'boolean', default: false },
-        inputs: { type: 'string', default: INPUT_NAMES.join(',') },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
   } catch (err) {
     throw new BenchUsageError((err as Error).message);
   }
+}
+
+/** Turn argv (without node and script) into BenchOptions; throws BenchUsageError. */
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const values = strictArgs(argv, {
+    size: { type: 'string', default: '256M' },
+    runs: { type: 'string', default: '3' },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    inputs: { type: 'string', default: INPUT_NAMES.join(',') },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   return {
     sizeBytes: parseSize(values.size),
     runs: parseRuns(values.runs),

@@ -1,6 +1,5 @@
 /** Command-line flags of the remote-store benchmark (bench/remote.ts), parsed with node:util parseArgs. */
-import { parseArgs } from 'node:util';
-import { BenchUsageError, parseNameList, parseRuns } from './options.js';
+import { BenchUsageError, parseNameList, parseRuns, strictArgs } from './options.js';
 
 /** The parts of the remote benchmark, in the order they run. */
 export const REMOTE_PART_NAMES = ['http', 'sftp'] as const;
@@ -63,25 +62,15 @@ function positiveInt(flag: string, text: string, max: number): number {
 
 /** Turn argv (without node and script) into RemoteBenchOptions; throws BenchUsageError. */
 export function parseRemoteArgs(argv: string[]): RemoteBenchOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        runs: { type: 'string', default: '3' },
-        concurrency: { type: 'string', default: '16' },
-        'min-chunks': { type: 'string', default: '2500' },
-        parts: { type: 'string', default: REMOTE_PART_NAMES.join(',') },
-        dir: { type: 'string' },
-        keep: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message);
-  }
+  const values = strictArgs(argv, {
+    runs: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '16' },
+    'min-chunks': { type: 'string', default: '2500' },
+    parts: { type: 'string', default: REMOTE_PART_NAMES.join(',') },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   return {
     runs: parseRuns(values.runs),
     concurrency: positiveInt('--concurrency', values.concurrency, 1024),

@@ -6,10 +6,9 @@
  */
 import { existsSync } from 'node:fs';
 import { lstat, open, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { HttpStore } from '../src/store/http.js';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
 import { readFixtureEnv } from './inputs.js';
 import { parseOrExit } from './options.js';
 import { runChecked } from './proc.js';
@@ -388,16 +387,9 @@ async function main(argv: string[]): Promise<number> {
 
   const exitCode = failures.length === 0 ? 0 : 1;
   const doc = {
-    benchmark: 'remote',
-    issue: 5,
-    schemaVersion: 1,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    ok: exitCode === 0,
-    ...env,
+    ...resultHeader('remote', 5, startedAt, exitCode === 0, env),
     ...versions,
     tools,
-    loadavgAtEnd: os.loadavg(),
     parameters: {
       runs: opts.runs,
       concurrency: opts.concurrency,

@@ -5,9 +5,8 @@
  */
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
 import { locateRootfsStream, RANDOM_RECIPE, sha256File, writeRandomFile } from './inputs.js';
 import { type InputMeasurement, measureInput, type PreparedInput, warmUp } from './measure.js';
 import { type BenchOptions, type InputName, parseBenchArgs, parseOrExit, USAGE } from './options.js';
@@ -133,16 +132,9 @@ async function main(argv: string[]): Promise<number> {
 
   const exitCode = failures.length === 0 ? 0 : 1;
   const doc = {
-    benchmark: 'make-extract',
-    issue: 2,
-    schemaVersion: 1,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    ok: exitCode === 0,
-    ...env,
+    ...resultHeader('make-extract', 2, startedAt, exitCode === 0, env),
     bootfsBin,
     casyncPath: casync,
-    loadavgAtEnd: os.loadavg(),
     parameters: {
       sizeBytes: opts.sizeBytes,
       runs: opts.runs,
