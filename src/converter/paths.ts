@@ -74,7 +74,3 @@ export function sanitizeEntryPath(p: ByteString, layer: string): ByteString[] {
   return r;
 }
 
-/** Join components back into a relative path (`''` for the root). */
-export function joinComponents(components: readonly ByteString[]): ByteString {
-  return components.join('/');
-}

@@ -46,13 +46,3 @@ export interface PruneStore extends WriteStore {
   /** Remove a chunk; removing an absent chunk is not an error. */
   removeChunk(id: Uint8Array): Promise<void>;
 }
-
-/** True when `store` can store chunks. */
-export function isWriteStore(store: ChunkStore): store is WriteStore {
-  return typeof (store as Partial<WriteStore>).storeChunk === 'function';
-}
-
-/** True when `store` can list and remove chunks. */
-export function isPruneStore(store: ChunkStore): store is PruneStore {
-  return isWriteStore(store) && typeof (store as Partial<PruneStore>).listChunks === 'function';
-}
