@@ -22,7 +22,8 @@ export type BootfsErrorCode =
   | 'ERR_IO'
   | 'ERR_IMAGE'
   | 'ERR_LAYER'
-  | 'ERR_UNSAFE_PATH';
+  | 'ERR_UNSAFE_PATH'
+  | 'ERR_FUSE';
 
 /** Base class of every error bootfs raises on purpose. */
 export class BootfsError extends Error {

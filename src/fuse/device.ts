@@ -1,0 +1,233 @@
+/**
+ * The kernel side of a FUSE mount without libfuse: open /dev/fuse, mount it with mount(8), read
+ * requests in a worker thread and write replies from the main thread.
+ *
+ * Why no libfuse: the bindings available to Node (fuse-native, libfuse 2's path API) pass
+ * timestamps in milliseconds and names as UTF-8 strings, while an image has nanosecond mtimes and
+ * names that are arbitrary bytes; the wire protocol is small and stable, and speaking it directly
+ * also means nothing native to ship in a boot image beyond the `mount` program.
+ *
+ * Reading /dev/fuse blocks, so it happens in a worker; a thread blocked there keeps Node from
+ * exiting, which is why every way out goes through `close()` (unmount, then wake the reader).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { BootfsError, errnoCode } from '../errors.js';
+
+/** Raised when the machine or container cannot mount FUSE; the message says what to change. */
+export class FuseUnavailableError extends BootfsError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'ERR_FUSE', cause });
+  }
+}
+
+export interface MountOptions {
+  /** Let users other than the mounting one see the files (mount option allow_other). */
+  allowOther?: boolean;
+  /** Shown as the source in /proc/mounts. */
+  fsname?: string;
+  /** Largest read request the kernel sends, bytes. */
+  maxRead?: number;
+}
+
+// The reader: plain JS evaluated in a worker (no module resolution, so it runs the same from src
+// under vitest and from dist). A request is copied out of the read buffer and transferred.
+const READER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { readSync } = require('node:fs');
+const buf = Buffer.allocUnsafe(workerData.bufSize);
+for (;;) {
+  let n;
+  try {
+    n = readSync(workerData.fd, buf, 0, buf.length, null);
+  } catch (err) {
+    // ENOENT: the request was interrupted before we read it; EINTR/EAGAIN: try again.
+    if (err.code === 'ENOENT' || err.code === 'EINTR' || err.code === 'EAGAIN') continue;
+    // ENODEV: the filesystem was unmounted. Anything else ends the session too.
+    parentPort.postMessage({ end: err.code === 'ENODEV' ? null : String(err.message) });
+    break;
+  }
+  if (n === 0) { parentPort.postMessage({ end: null }); break; }
+  const req = new Uint8Array(n);
+  req.set(buf.subarray(0, n));
+  parentPort.postMessage(req, [req.buffer]);
+}
+`;
+
+export class FuseDevice {
+  private worker: Worker | undefined;
+  private closed = false;
+  private ended = false;
+  private readonly endWaiters: Array<() => void> = [];
+  /** The kernel's connection number (fusectl), known once mounted. */
+  connection: number | undefined;
+
+  private constructor(
+    readonly fd: number,
+    readonly mountpoint: string,
+  ) {}
+
+  /** Start reading requests: only after mount(2), because /dev/fuse refuses reads (EPERM) until then. */
+  private start(onRequest: (req: Buffer) => void, onEnd: (error?: string) => void): void {
+    // Requests are small (no writes are accepted), but the kernel insists on room for max_write.
+    const worker = new Worker(READER, { eval: true, workerData: { fd: this.fd, bufSize: 256 * 1024 } });
+    this.worker = worker;
+    worker.on('message', (m: Uint8Array | { end: string | null }) => {
+      if (m instanceof Uint8Array) onRequest(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+      else this.finish(() => onEnd(m.end ?? undefined));
+    });
+    worker.on('error', (err) => this.finish(() => onEnd(err.message)));
+    worker.on('exit', () => this.finish(() => onEnd()));
+  }
+
+  private finish(report: () => void): void {
+    if (this.ended) return;
+    this.ended = true;
+    report();
+    for (const w of this.endWaiters.splice(0)) w();
+  }
+
+  /**
+   * Open /dev/fuse, mount it at `mountpoint` and start reading requests (INIT first). The caller
+   * answers each request through `write`; `onEnd` runs once when the session is over (unmounted,
+   * aborted, or a read error, given as text).
+   */
+  static async mount(mountpoint: string, opts: MountOptions, onRequest: (req: Buffer) => void, onEnd: (error?: string) => void): Promise<FuseDevice> {
+    let fd: number;
+    try {
+      fd = openSync('/dev/fuse', constants.O_RDWR);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') {
+        throw new FuseUnavailableError('/dev/fuse does not exist: load the fuse module, or give the container the device (docker/podman: --device /dev/fuse; Kubernetes: a FUSE device plugin or a privileged container)', err);
+      }
+      throw new FuseUnavailableError(`cannot open /dev/fuse (${code ?? (err as Error).message}): the container needs the device and CAP_SYS_ADMIN (--device /dev/fuse --cap-add SYS_ADMIN)`, err);
+    }
+    const dev = new FuseDevice(fd, mountpoint);
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const options = [
+      'fd=3', 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions', 'ro',
+      ...(opts.allowOther ? ['allow_other'] : []),
+      ...(opts.maxRead ? [`max_read=${opts.maxRead}`] : []),
+    ];
+    try {
+      await runMount(['-i', '-t', 'fuse.bootfs', '-o', options.join(','), opts.fsname ?? 'bootfs', mountpoint], fd);
+    } catch (err) {
+      closeSync(fd);
+      dev.closed = true;
+      throw err;
+    }
+    dev.connection = connectionId(mountpoint);
+    dev.start(onRequest, onEnd);
+    return dev;
+  }
+
+  /** Write one reply: the 16-byte header followed by the body parts. */
+  write(parts: Buffer[]): void {
+    if (this.closed) return;
+    try {
+      if (parts.length === 1) writeSync(this.fd, parts[0]!);
+      else writevSync(this.fd, parts);
+    } catch (err) {
+      // ENOENT: the request was interrupted and no longer waits for an answer. ENODEV: unmounted.
+      const code = errnoCode(err);
+      if (code !== 'ENOENT' && code !== 'ENODEV') throw err;
+    }
+  }
+
+  /** Resolves when the reader has stopped (unmounted, aborted or closed). */
+  waitEnd(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve) => this.endWaiters.push(resolve));
+  }
+
+  /**
+   * Unmount and stop the reader. A busy mount is aborted through fusectl (its users get ENOTCONN),
+   * or, where fusectl is unavailable, detached lazily. Safe to call more than once. Afterwards
+   * nothing is left blocked in a read of /dev/fuse, so the process can exit.
+   */
+  async close(): Promise<void> {
+    if (!this.ended) {
+      try {
+        await unmount(this.mountpoint);
+      } catch {
+        // Busy: abort the connection (users see ENOTCONN instead of hanging), then detach it.
+        if (this.connection !== undefined) abortConnection(this.connection);
+        await unmount(this.mountpoint, { lazy: true }).catch(() => undefined);
+      }
+      await this.waitEnd();
+    }
+    if (!this.closed) {
+      this.closed = true;
+      closeSync(this.fd);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Run mount(8) with /dev/fuse as its fd 3. */
+function runMount(args: string[], fuseFd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe', fuseFd] });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => {
+      reject(new FuseUnavailableError(errnoCode(err) === 'ENOENT' ? 'mount(8) is not installed (package util-linux / mount)' : `cannot run mount(8): ${err.message}`, err));
+    });
+    child.on('exit', (code) => {
+      if (code === 0) return resolve();
+      const why = stderr.trim().replace(/^mount: /, '');
+      const hint = /permission denied|not permitted|must be superuser/i.test(why)
+        ? ': mounting FUSE needs root or CAP_SYS_ADMIN (docker/podman: --cap-add SYS_ADMIN --device /dev/fuse)'
+        : '';
+      reject(new FuseUnavailableError(`mount failed: ${why || `exit status ${code}`}${hint}`));
+    });
+  });
+}
+
+/** umount(8) the mountpoint; `lazy` detaches it even while files are open (umount -l). */
+export function unmount(mountpoint: string, opts: { lazy?: boolean } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const child = spawn('umount', [...(opts.lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => reject(new BootfsError(`cannot run umount(8): ${err.message}`, { cause: err })));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new BootfsError(`umount ${mountpoint}: ${stderr.trim().replace(/^umount: /, '') || `exit status ${code}`}`))));
+  });
+}
+
+/** The FUSE connection number of the mount at `mountpoint` (its device minor, from mountinfo). */
+export function connectionId(mountpoint: string): number | undefined {
+  let id: number | undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    // Fields: id parent major:minor root mountpoint … (mountpoints escape spaces as \040).
+    if (f[4] === mountpoint.replace(/ /g, '\\040') && /^fuse/.test(line.split(' - ')[1] ?? '')) {
+      id = Number(f[2]!.split(':')[1]);
+    }
+  }
+  return id;
+}
+
+const FUSECTL = '/sys/fs/fuse/connections';
+
+/**
+ * Abort a FUSE connection through fusectl: every pending and future request fails with ENOTCONN
+ * and our reader wakes up. Mounts fusectl when it is not mounted yet. Best effort: false when
+ * fusectl is unavailable (e.g. a read-only /sys).
+ */
+export function abortConnection(id: number): boolean {
+  const abort = `${FUSECTL}/${id}/abort`;
+  if (!existsSync(abort)) spawnSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore' });
+  try {
+    writeFileSync(abort, '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
