@@ -46,3 +46,9 @@ export interface PruneStore extends WriteStore {
   /** Remove a chunk; removing an absent chunk is not an error. */
   removeChunk(id: Uint8Array): Promise<void>;
 }
+
+/** A chunk as fetched by a reader: the stored form (what a cache keeps) and its verified plain bytes. */
+export interface Fetched {
+  stored: Buffer;
+  plain: Buffer;
+}
