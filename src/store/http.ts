@@ -29,6 +29,8 @@ export interface HttpStoreOptions {
   tries?: number;
   /** First back-off in ms, doubled each retry, with ±50 % jitter (default 200). */
   backoffMs?: number;
+  /** Longest single back-off in ms (default: no cap). Mounts cap it so a store that comes back is noticed soon. */
+  maxBackoffMs?: number;
   /** Largest response body in bytes (default 16 MiB). */
   maxBodyBytes?: number;
   /**
@@ -46,6 +48,7 @@ interface ResolvedOptions {
   deadlineMs: number;
   tries: number;
   backoffMs: number;
+  maxBackoffMs: number;
   maxBodyBytes: number;
   headBeforePut: boolean;
 }
@@ -83,6 +86,7 @@ export class HttpStore implements WriteStore {
       deadlineMs: positiveInt('http', 'deadlineMs', opts.deadlineMs, 120_000),
       tries: positiveInt('http', 'tries', opts.tries, 3),
       backoffMs: positiveInt('http', 'backoffMs', opts.backoffMs, 200),
+      maxBackoffMs: opts.maxBackoffMs ?? Infinity,
       maxBodyBytes: positiveInt('http', 'maxBodyBytes', opts.maxBodyBytes, HTTP_MAX_BODY_BYTES),
       headBeforePut: opts.headBeforePut ?? true,
     };
@@ -178,7 +182,7 @@ export class HttpStore implements WriteStore {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.opts.tries; attempt++) {
       if (attempt > 0) {
-        const delay = this.opts.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+        const delay = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random());
         try {
           await sleep(delay, undefined, { signal: outer });
         } catch {

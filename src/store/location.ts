@@ -89,3 +89,12 @@ export async function openLocalStore(text: string, opts: { create?: boolean } = 
   if (loc.kind !== 'local') throw new UsageError(`store location '${text}': this command works on local store directories only, not ${loc.kind} URLs`);
   return LocalStore.open(loc.path, { create: !!opts.create });
 }
+
+/**
+ * Store options for readers that must not give up early (a mount, a cache warm): a store error is
+ * retried with capped back-off until `deadlineMs` has passed, each try limited to 10 s at most.
+ */
+export function untilDeadline(base: OpenStoreOptions, deadlineMs: number): OpenStoreOptions {
+  const retry = { deadlineMs, timeoutMs: Math.min(deadlineMs, 10_000), tries: 1_000_000, maxBackoffMs: 2_000 };
+  return { ...base, http: { ...base.http, ...retry }, sftp: { ...base.sftp, ...retry } };
+}

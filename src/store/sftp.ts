@@ -54,6 +54,8 @@ export interface SftpStoreOptions {
   tries?: number;
   /** First back-off in ms, doubled per retry, ±50 % jitter (default 200). */
   backoffMs?: number;
+  /** Longest single back-off in ms (default: no cap). Mounts cap it so a store that comes back is noticed soon. */
+  maxBackoffMs?: number;
   /** Largest chunk file read (default 16 MiB). */
   maxBodyBytes?: number;
 }
@@ -118,7 +120,7 @@ export class SftpStore implements WriteStore {
   /** Remote store directory: absolute, or relative to the login directory ('' = the login directory itself). */
   readonly root: string;
   private readonly opts: SftpStoreOptions;
-  private readonly limits: { channels: number; concurrency: number; connectTimeoutMs: number; timeoutMs: number; deadlineMs: number; tries: number; backoffMs: number; maxBodyBytes: number };
+  private readonly limits: { channels: number; concurrency: number; connectTimeoutMs: number; timeoutMs: number; deadlineMs: number; tries: number; backoffMs: number; maxBackoffMs: number; maxBodyBytes: number };
   private conn: Promise<Conn> | undefined;
   private posixRename: boolean | undefined;
   private readonly slots: Semaphore;
@@ -149,6 +151,7 @@ export class SftpStore implements WriteStore {
       deadlineMs: positiveInt('sftp', 'deadlineMs', opts.deadlineMs, 120_000),
       tries: positiveInt('sftp', 'tries', opts.tries, 3),
       backoffMs: positiveInt('sftp', 'backoffMs', opts.backoffMs, 200),
+      maxBackoffMs: opts.maxBackoffMs ?? Infinity,
       maxBodyBytes: positiveInt('sftp', 'maxBodyBytes', opts.maxBodyBytes, SFTP_MAX_BODY_BYTES),
     };
     this.slots = new Semaphore(this.limits.concurrency);
@@ -292,7 +295,7 @@ export class SftpStore implements WriteStore {
     for (let attempt = 0; attempt < this.limits.tries; attempt++) {
       if (attempt > 0) {
         try {
-          await sleep(this.limits.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random()), undefined, { signal: outer });
+          await sleep(Math.min(this.limits.maxBackoffMs, this.limits.backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random()), undefined, { signal: outer });
         } catch {
           break;
         }

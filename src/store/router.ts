@@ -1,0 +1,89 @@
+/**
+ * Stores tried in order for one chunk: the first store that has it and serves bytes that verify
+ * wins. A store that lacks the chunk, serves a corrupt copy or fails (after its own retries within
+ * its deadline) passes the question to the next one; when every store has failed the error says
+ * what each one did. The read path of a mount sits on this.
+ */
+import { decodeChunk, idToHex } from '../chunk.js';
+import { BootfsError, ChunkCorruptError, ChunkNotFoundError, ExitCode } from '../errors.js';
+import type { ChunkStore, Fetched } from './types.js';
+
+export interface RouterCounters {
+  /** Chunks fetched from a store (verified). */
+  fetches: number;
+  /** Stored bytes received from stores. */
+  bytes: number;
+  /** Copies that failed verification. */
+  corrupt: number;
+  /** Store errors other than "not found" and "corrupt" (after the store's own retries). */
+  errors: number;
+}
+
+/** Every store failed for one chunk: corrupt everywhere → integrity error; otherwise an I/O error. */
+export class ChunkUnavailableError extends BootfsError {
+  constructor(id: string, reasons: string[], integrity: boolean) {
+    super(`chunk ${id} is not available: ${reasons.join('; ')}`, {
+      code: integrity ? 'ERR_CHUNK_CORRUPT' : 'ERR_IO',
+      exitCode: integrity ? ExitCode.integrity : ExitCode.error,
+    });
+  }
+}
+
+export class StoreRouter {
+  readonly counters: RouterCounters = { fetches: 0, bytes: 0, corrupt: 0, errors: 0 };
+
+  constructor(
+    readonly stores: readonly ChunkStore[],
+    private readonly opts: { maxChunkSize?: number; onError?: (store: string, id: string, err: unknown) => void } = {},
+  ) {
+    if (stores.length === 0) throw new RangeError('StoreRouter needs at least one store');
+  }
+
+  get location(): string {
+    return this.stores.map((s) => s.location).join(', ');
+  }
+
+  /** Fetch and verify chunk `id` (plain size `size` when known) from the first store that has a good copy. */
+  async fetch(id: Uint8Array, size?: number, signal?: AbortSignal): Promise<Fetched> {
+    const reasons: string[] = [];
+    let onlyMissing = true;
+    let anyCorrupt = false;
+    for (const store of this.stores) {
+      signal?.throwIfAborted();
+      let stored: Buffer;
+      try {
+        stored = await store.getStored(id, { ...(size !== undefined ? { size } : {}), ...(signal ? { signal } : {}) });
+      } catch (err) {
+        if (err instanceof ChunkNotFoundError) {
+          reasons.push(`${store.location}: not found`);
+          continue;
+        }
+        if (signal?.aborted) throw err;
+        onlyMissing = false;
+        this.counters.errors++;
+        this.opts.onError?.(store.location, idToHex(id), err);
+        reasons.push(`${store.location}: ${(err as Error).message}`);
+        continue;
+      }
+      this.counters.bytes += stored.length;
+      try {
+        const plain = decodeChunk(id, stored, store.location, size !== undefined ? { size } : { maxSize: this.opts.maxChunkSize });
+        this.counters.fetches++;
+        return { stored, plain };
+      } catch (err) {
+        if (!(err instanceof ChunkCorruptError)) throw err;
+        onlyMissing = false;
+        anyCorrupt = true;
+        this.counters.corrupt++;
+        this.opts.onError?.(store.location, idToHex(id), err);
+        reasons.push(`${store.location}: corrupt (${err.message})`);
+      }
+    }
+    if (onlyMissing) throw new ChunkNotFoundError(idToHex(id), this.location);
+    throw new ChunkUnavailableError(idToHex(id), reasons, anyCorrupt && reasons.every((r) => /corrupt|not found/.test(r)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.stores.map((s) => s.close()));
+  }
+}
