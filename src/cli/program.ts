@@ -2,11 +2,13 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { BootfsError, ExitCode } from '../errors.js';
+import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExtract } from './commands/extract.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMake } from './commands/make.js';
+import { registerMount } from './commands/mount.js';
 import { registerServe } from './commands/serve.js';
 import { registerStore } from './commands/store.js';
 import { registerUnpack } from './commands/unpack.js';
@@ -25,6 +27,7 @@ Exit status:
 
 Environment:
   BOOTFS_STORE       default for --store
+  BOOTFS_CACHE       default for --cache (mount, cache warm)
   BOOTFS_CHUNK_SIZE  default for --chunk-size
   BOOTFS_DEBUG=1     print stack traces of internal errors`;
 
@@ -43,6 +46,8 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerInspect(program);
   registerUnpack(program);
+  registerMount(program);
+  registerCache(program);
   registerDemo(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();

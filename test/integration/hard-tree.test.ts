@@ -3,9 +3,12 @@
  * convert → unpack twice: read in place (dir:) and as a GNU tar layer in an OCI image built with
  * umoci. rsync -a -c -H -X --numeric-ids is the judge.
  */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bootfs } from '../cli/cli-helpers.js';
+import { startMount } from '../helpers/mount.js';
 import { describeWithTools, removeTree, run, tmpDir } from '../helpers/tools.js';
 
 async function sh(script: string, env: Record<string, string>): Promise<void> {
@@ -104,4 +107,36 @@ describeWithTools(['rsync', 'umoci', 'tar', 'setfattr', 'mknod'], 'a hard tree s
     expect(u.code, u.stderr).toBe(0);
     expect(await treeDiff(tree, out)).toBe('');
   });
+
+  it('mounted with FUSE (bootfs mount): the same tree, inode for inode', async () => {
+    const store = path.join(dir, 'store-dir');
+    const idx = path.join(dir, 'dir.bootfs');
+    if (!existsSync(idx)) {
+      const c = await bootfs(['convert', `dir:${tree}`, '--store', store, '-o', idx]);
+      expect(c.code, c.stderr).toBe(0);
+    }
+    const mnt = path.join(dir, 'mnt');
+    await mkdir(mnt, { recursive: true });
+    const m = await startMount(idx, mnt, ['--store', store]);
+    try {
+      expect(await treeDiff(tree, mnt)).toBe('');
+      // Hardlinks share one stable inode number; devices and fifos are what they were.
+      const st = await sh2(`stat -c '%i %h %F %t:%T' links/a/orig links/b/second links/third fifo null-dev loop-dev`, mnt);
+      const [a, b, c, fifo, chr, blk] = st.trim().split('\n');
+      expect(a!.split(' ')[0]).toBe(b!.split(' ')[0]);
+      expect(a!.split(' ')[0]).toBe(c!.split(' ')[0]);
+      expect(a!.split(' ')[1]).toBe('3');
+      expect(fifo).toContain('fifo');
+      expect(chr).toMatch(/character special file 1:3$/);
+      expect(blk).toMatch(/block special file 7:0$/);
+    } finally {
+      expect(await m.stop()).toBe(0);
+    }
+  });
 });
+
+async function sh2(script: string, cwd: string): Promise<string> {
+  const r = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`script failed (${r.code}): ${r.stderr.toString()}`);
+  return r.stdout.toString();
+}

@@ -41,11 +41,14 @@ async function waitForPort(port: number, child: ChildProcess, log: string): Prom
   }
 }
 
-/** Start nginx serving `storeDir` at /store/; `writable` enables PUT through the dav module. */
-export async function startNginx(storeDir: string, opts: { writable?: boolean } = {}): Promise<Nginx> {
+/**
+ * Start nginx serving `storeDir` at /store/; `writable` enables PUT through the dav module,
+ * `accessLog` writes one line per request (`GET /store/… 200`), `port` reuses a port (a restart).
+ */
+export async function startNginx(storeDir: string, opts: { writable?: boolean; accessLog?: string; port?: number } = {}): Promise<Nginx> {
   const dir = await tmpDir('bootfs-nginx-');
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, d));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const log = path.join(dir, 'error.log');
   const put = opts.writable
     ? `dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r; limit_except GET HEAD PUT { deny all; }`
@@ -57,7 +60,7 @@ pid ${dir}/nginx.pid;
 error_log ${log} info;
 events { worker_connections 128; }
 http {
-  access_log off;
+  ${opts.accessLog ? `log_format bootfs '$request $status'; access_log ${opts.accessLog} bootfs;` : 'access_log off;'}
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;

@@ -1,0 +1,113 @@
+/**
+ * `bootfs mount`: an index, its stores and an optional cache directory put together into a FUSE
+ * filesystem, with metrics. The read path is DataReader (memory) → CacheDir (node cache, single
+ * flight across processes) → StoreRouter (stores in order, each with its own retries and
+ * deadline); a read that cannot be served gets EIO and the mount stays up.
+ */
+import type { Server } from 'node:http';
+import { BootfsIndex } from '../index/bootfs-reader.js';
+import { FuseSession } from '../fuse/session.js';
+import { IndexFs } from '../fuse/index-fs.js';
+import { CacheDir } from '../store/cache-dir.js';
+import { StoreRouter } from '../store/router.js';
+import type { ChunkStore } from '../store/types.js';
+import { DataReader } from './data-reader.js';
+import { RequestCounters, serveMetrics, statsFileWriter, type MountStats } from './metrics.js';
+
+export interface MountConfig {
+  index: BootfsIndex;
+  mountpoint: string;
+  /** Stores in the order they are asked; at least one. Owned by the mount (closed with it). */
+  stores: ChunkStore[];
+  cacheDir?: string;
+  cacheMaxSize?: number;
+  allowOther?: boolean;
+  /** In-memory chunk cache, bytes. */
+  memoryBytes?: number;
+  readaheadChunks?: number;
+  /** `[HOST:]PORT` for /metrics and /stats. */
+  metricsAddr?: string;
+  statsFile?: string;
+  /** Problems absorbed by the mount (a store error, a corrupt copy, a read that got EIO). */
+  log?: (message: string) => void;
+}
+
+export class Mount {
+  private constructor(
+    readonly session: FuseSession,
+    private readonly parts: {
+      requests: RequestCounters;
+      reader: DataReader;
+      router: StoreRouter;
+      cache?: CacheDir;
+      metrics?: Server;
+      statsFile?: { stop(): Promise<void> };
+      started: number;
+    },
+  ) {}
+
+  static async start(cfg: MountConfig): Promise<Mount> {
+    const log = cfg.log ?? (() => undefined);
+    const maxChunkSize = cfg.index.sizes.max;
+    const router = new StoreRouter(cfg.stores, {
+      maxChunkSize,
+      onError: (store, id, err) => log(`store ${store}: chunk ${id}: ${(err as Error).message}`),
+    });
+    const cache = cfg.cacheDir
+      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), onError: (err) => log(`cache: ${err.message}`) })
+      : undefined;
+    const source = cache
+      ? (id: Uint8Array, size: number) => cache.getOrFetch(id, size, () => router.fetch(id, size))
+      : async (id: Uint8Array, size: number) => (await router.fetch(id, size)).plain;
+    const reader = new DataReader(cfg.index.table, source, {
+      ...(cfg.memoryBytes !== undefined ? { memoryBytes: cfg.memoryBytes } : {}),
+      ...(cfg.readaheadChunks !== undefined ? { readaheadChunks: cfg.readaheadChunks } : {}),
+    });
+    const requests = new RequestCounters();
+    const fs = new IndexFs(cfg.index, reader);
+    const session = await FuseSession.mount(fs, cfg.mountpoint, {
+      allowOther: !!cfg.allowOther,
+      fsname: 'bootfs',
+      onRequest: (op, errno, _ms, bytes) => requests.record(op, errno, bytes),
+      onError: (op, err) => log(`${op}: ${(err as Error).message} (answered EIO)`),
+    });
+    const mount = new Mount(session, { requests, reader, router, ...(cache ? { cache } : {}), started: Date.now() });
+    if (cfg.metricsAddr) mount.parts.metrics = await serveMetrics(cfg.metricsAddr, () => mount.stats());
+    if (cfg.statsFile) mount.parts.statsFile = statsFileWriter(cfg.statsFile, () => mount.stats());
+    return mount;
+  }
+
+  /** A consistent snapshot of every counter. */
+  stats(): MountStats {
+    const { requests, reader, router, cache } = this.parts;
+    return {
+      requests: { ...requests.requests },
+      errors: { ...requests.errors },
+      reads: requests.reads,
+      bytesServed: requests.bytesServed,
+      memoryHits: reader.counters.memoryHits,
+      cacheHits: cache ? cache.counters.hits : 0,
+      cacheMisses: cache ? cache.counters.misses : reader.counters.sourceReads,
+      remoteFetches: router.counters.fetches,
+      remoteBytes: router.counters.bytes,
+      verifyFailures: router.counters.corrupt + (cache ? cache.counters.corrupt : 0),
+      remoteErrors: router.counters.errors,
+      readaheads: reader.counters.readaheads,
+      uptimeSeconds: Math.round((Date.now() - this.parts.started) / 1000),
+    };
+  }
+
+  /** Resolves when the filesystem goes away (unmounted from outside, or closed). */
+  closed(): Promise<void> {
+    return this.session.closed();
+  }
+
+  /** Unmount and release everything. */
+  async close(): Promise<void> {
+    await this.session.close();
+    await this.parts.statsFile?.stop();
+    this.parts.metrics?.close();
+    await this.parts.cache?.close();
+    await this.parts.router.close();
+  }
+}
