@@ -4,7 +4,7 @@ import { sharedPool } from '../pool/chunk-pool.js';
 
 // Commands that hash or compress start their worker threads now, so the workers boot while the
 // main thread loads the rest of the CLI (a third of a short run's time otherwise).
-const POOL_COMMANDS = new Set(['make', 'extract', 'store', 'demo', 'convert', 'unpack']);
+const POOL_COMMANDS = new Set(['make', 'extract', 'store', 'demo', 'convert', 'unpack', 'mount']);
 if (POOL_COMMANDS.has(process.argv[2] ?? '')) sharedPool();
 
 // A reader that goes away (`bootfs cat … | head`) ends us quietly, as SIGPIPE ends C tools

@@ -10,7 +10,8 @@ import { FuseSession } from '../fuse/session.js';
 import { IndexFs } from '../fuse/index-fs.js';
 import { CacheDir } from '../store/cache-dir.js';
 import { StoreRouter } from '../store/router.js';
-import type { ChunkStore } from '../store/types.js';
+import type { ChunkDecoder, ChunkStore } from '../store/types.js';
+import { sharedPool } from '../pool/chunk-pool.js';
 import { DataReader } from './data-reader.js';
 import { RequestCounters, serveMetrics, statsFileWriter, type MountStats } from './metrics.js';
 
@@ -49,12 +50,16 @@ export class Mount {
   static async start(cfg: MountConfig): Promise<Mount> {
     const log = cfg.log ?? (() => undefined);
     const maxChunkSize = cfg.index.sizes.max;
+    // Decompression and hashing run on the worker pool: the main thread answers FUSE requests.
+    const pool = sharedPool();
+    const decode: ChunkDecoder = (id, stored, location, o) => pool.decode(id, stored, location, o);
     const router = new StoreRouter(cfg.stores, {
       maxChunkSize,
+      decode,
       onError: (store, id, err) => log(`store ${store}: chunk ${id}: ${(err as Error).message}`),
     });
     const cache = cfg.cacheDir
-      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), onError: (err) => log(`cache: ${err.message}`) })
+      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }) }), onError: (err) => log(`cache: ${err.message}`) })
       : undefined;
     const source = cache
       ? (id: Uint8Array, size: number) => cache.getOrFetch(id, size, () => router.fetch(id, size))

@@ -136,6 +136,15 @@ export class ChunkPool {
     return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
   }
 
+  /**
+   * Read, decompress and verify the cache entry `file` (a chunk file), all in a worker: undefined
+   * when absent; rejects with ChunkCorruptError for anything that is not a good copy.
+   */
+  async cacheRead(file: string, id: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer | undefined> {
+    const reply = await this.submit({ seq: 0, op: 'cache-read', file, id: new Uint8Array(id), location, ...opts }, []);
+    return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,8 +1,8 @@
 /** Worker thread of the chunk pool: hashes, compresses, decompresses and verifies chunks. */
 import { parentPort } from 'node:worker_threads';
-import { CHUNK_ID_BYTES, chunkId, decodeChunk, encodeChunk } from '../chunk.js';
+import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
@@ -126,6 +126,15 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
       }
       case 'hash':
         return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain)) }, transfer: [] };
+      case 'cache-read': {
+        const stored = readEntry(job.file, job.size ?? job.maxSize ?? DEFAULT_MAX_DECODED_SIZE);
+        if (stored === undefined) return { reply: { seq: job.seq, ok: true }, transfer: [] };
+        const opts: { size?: number; maxSize?: number } = {};
+        if (job.size !== undefined) opts.size = job.size;
+        if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
+        const p = own(decodeChunk(job.id, stored, job.location, opts));
+        return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
+      }
       case 'decode': {
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
@@ -146,3 +155,34 @@ parentPort!.on('message', (job: Job) => {
   const { reply, transfer } = run(job);
   parentPort!.postMessage(reply, transfer);
 });
+
+/**
+ * The stored bytes of a cache entry, or undefined when there is none. Opened without following a
+ * symlink and without blocking (a fifo planted in a shared cache must not hang a worker); anything
+ * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
+ * with it.
+ */
+function readEntry(file: string, plainBound: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new ChunkCorruptError('', file, `cannot open: ${code ?? (err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > plainBound + plainBound / 64 + 4096) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
+    const buf = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    while (n < st.size) {
+      const r = readSync(fd, buf, n, st.size - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex, isHexId } from '../chunk.js';
 import { type BootfsError, ChunkCorruptError, errnoCode, IoError, UsageError } from '../errors.js';
 import { LocalStore, TEMP_PREFIX } from './local.js';
-import type { Fetched, StoredChunkInfo } from './types.js';
+import type { ChunkDecoder, Fetched, StoredChunkInfo } from './types.js';
 
 export type { Fetched };
 
@@ -30,6 +30,14 @@ export interface CacheDirOptions {
    * write that failed (ENOSPC, EACCES, …), a failed background gc. For logs and metrics.
    */
   onError?: (err: BootfsError) => void;
+  /** Decompress and verify entries (default: decodeChunk on this thread; a mount passes its worker pool's). */
+  decode?: ChunkDecoder;
+  /**
+   * A fast path for hits: read, decompress and verify entry `file` in one step (a worker pool's
+   * cacheRead). Undefined = absent; a rejection sends the entry through the careful path, which
+   * removes it if it really is bad.
+   */
+  readEntry?: (file: string, id: Uint8Array, size: number | undefined) => Promise<Buffer | undefined>;
 }
 
 /** Per-process counters (this CacheDir only). */
@@ -93,14 +101,14 @@ export class CacheDir {
 
   private constructor(
     private readonly store: LocalStore,
-    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError'>> & Pick<CacheDirOptions, 'maxSize' | 'onError'>,
+    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>,
   ) {
     this.location = store.location;
   }
 
   /** Open (creating it if needed) a cache directory. Refuses contradictory options. */
   static async open(dir: string, opts: CacheDirOptions = {}): Promise<CacheDir> {
-    const resolved = { ...opts, lockStaleMs: opts.lockStaleMs ?? 3000, heartbeatMs: opts.heartbeatMs ?? 500, pollMs: opts.pollMs ?? 25 };
+    const resolved = { ...opts, lockStaleMs: opts.lockStaleMs ?? 3000, heartbeatMs: opts.heartbeatMs ?? 500, pollMs: opts.pollMs ?? 25, decode: opts.decode ?? decodeChunk };
     for (const field of ['lockStaleMs', 'heartbeatMs', 'pollMs'] as const) {
       if (!(resolved[field] > 0) || !Number.isFinite(resolved[field])) throw new UsageError(`cache option ${field} must be a positive number of milliseconds, not ${resolved[field]}`);
     }
@@ -201,6 +209,15 @@ export class CacheDir {
   /** Read and verify an entry; undefined when absent or corrupt (a corrupt one is removed). */
   private async load(id: Uint8Array, size: number | undefined): Promise<Buffer | undefined> {
     const file = this.store.chunkPath(id);
+    if (this.opts.readEntry) {
+      try {
+        const plain = await this.opts.readEntry(file, id, size);
+        if (plain) this.touchOnce(file);
+        return plain;
+      } catch {
+        // Not a good copy (or unreadable): the careful path below decides and cleans up.
+      }
+    }
     let fh: FileHandle;
     try {
       fh = await open(file, READ_FLAGS);
@@ -216,10 +233,13 @@ export class CacheDir {
       // A stored form exceeds its plain size only by the codec's per-block overhead (< 1/64 plus a header).
       const plainBound = size ?? DEFAULT_MAX_DECODED_SIZE;
       if (st.size > plainBound + plainBound / 64 + 4096) return await this.discard(id, file, st, `is ${st.size} bytes, too big for its chunk`);
-      const stored = await fh.readFile();
+      // One read of the size fstat gave (readFile would fstat and loop again); a short read is a
+      // truncated entry and fails verification.
+      const stored = Buffer.allocUnsafe(st.size);
+      const { bytesRead } = await fh.read(stored, 0, st.size, 0);
       let plain: Buffer;
       try {
-        plain = decodeChunk(id, stored, this.location, size === undefined ? {} : { size });
+        plain = await this.opts.decode(id, stored.subarray(0, bytesRead), this.location, size === undefined ? {} : { size });
       } catch (err) {
         if (err instanceof ChunkCorruptError) return await this.discard(id, file, st, err.reason);
         throw err;
@@ -233,6 +253,17 @@ export class CacheDir {
     } finally {
       await fh.close();
     }
+  }
+
+  private readonly touched = new Set<string>();
+
+  /** Refresh an entry's recency (mtime) on its first hit in this process; never waited for. */
+  private touchOnce(file: string): void {
+    if (this.touched.has(file)) return;
+    if (this.touched.size >= 1_000_000) this.touched.clear();
+    this.touched.add(file);
+    const now = Date.now() / 1000;
+    utimes(file, now, now).catch(() => undefined);
   }
 
   /** load(), with a read error (EIO, EACCES) counted and reported as a miss: the fetch still serves the read. */

@@ -6,7 +6,7 @@
  */
 import { decodeChunk, idToHex } from '../chunk.js';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, ExitCode } from '../errors.js';
-import type { ChunkStore, Fetched } from './types.js';
+import type { ChunkDecoder, ChunkStore, Fetched } from './types.js';
 
 export interface RouterCounters {
   /** Chunks fetched from a store (verified). */
@@ -34,7 +34,7 @@ export class StoreRouter {
 
   constructor(
     readonly stores: readonly ChunkStore[],
-    private readonly opts: { maxChunkSize?: number; onError?: (store: string, id: string, err: unknown) => void } = {},
+    private readonly opts: { maxChunkSize?: number; decode?: ChunkDecoder; onError?: (store: string, id: string, err: unknown) => void } = {},
   ) {
     if (stores.length === 0) throw new RangeError('StoreRouter needs at least one store');
   }
@@ -67,7 +67,7 @@ export class StoreRouter {
       }
       this.counters.bytes += stored.length;
       try {
-        const plain = decodeChunk(id, stored, store.location, size !== undefined ? { size } : { maxSize: this.opts.maxChunkSize });
+        const plain = await (this.opts.decode ?? decodeChunk)(id, stored, store.location, size !== undefined ? { size } : { maxSize: this.opts.maxChunkSize });
         this.counters.fetches++;
         return { stored, plain };
       } catch (err) {

@@ -52,3 +52,9 @@ export interface Fetched {
   stored: Buffer;
   plain: Buffer;
 }
+
+/**
+ * Decompress and verify a stored chunk (throws ChunkCorruptError). `decodeChunk` from chunk.ts does
+ * it on the calling thread; a worker pool's `decode` does the same off it.
+ */
+export type ChunkDecoder = (id: Uint8Array, stored: Uint8Array, location: string, opts: { size?: number; maxSize?: number }) => Buffer | Promise<Buffer>;
