@@ -13,6 +13,9 @@ import type { FuseFs } from './session.js';
 const S_IFDIR = 0o040000;
 
 export class IndexFs implements FuseFs {
+  /** parent[ino] of every directory, built on first use (the index stores children only). */
+  private parents: Uint32Array | undefined;
+
   constructor(
     private readonly index: BootfsIndex,
     private readonly data: DataReader,
@@ -75,13 +78,26 @@ export class IndexFs implements FuseFs {
     if (this.index.kind(ino) !== 'dir') throw new FuseErrno(Errno.ENOTDIR);
     // Positions: 0 is '.', 1 is '..', 2 + i is the i-th child in name order.
     if (offset <= 0) yield { name: DOT, ino, mode: S_IFDIR, next: 1 };
-    if (offset <= 1) yield { name: DOTDOT, ino, mode: S_IFDIR, next: 2 };
+    if (offset <= 1) yield { name: DOTDOT, ino: this.parentOf(ino), mode: S_IFDIR, next: 2 };
     const n = this.index.childCount(ino);
     for (let i = Math.max(0, offset - 2); i < n; i++) {
       const e = this.index.childAt(ino, i);
       const attr = this.getattr(e.ino);
       yield { name: fromByteString(e.name), ino: e.ino, mode: attr.mode, next: i + 3, ...(plus ? { attr } : {}) };
     }
+  }
+
+  private parentOf(dir: number): number {
+    if (!this.parents) {
+      const parents = new Uint32Array(this.index.inodeCount + 1);
+      parents[this.index.rootIno] = this.index.rootIno;
+      for (let ino = 1; ino <= this.index.inodeCount; ino++) {
+        if (this.index.kind(ino) !== 'dir') continue;
+        for (const e of this.index.readdir(ino)) if (this.index.kind(e.ino) === 'dir') parents[e.ino] = ino;
+      }
+      this.parents = parents;
+    }
+    return this.parents[dir] || dir;
   }
 
   statfs(): StatfsInfo {

@@ -72,10 +72,10 @@ export function prometheusText(s: MountStats): string {
 
 /** Parse `[HOST:]PORT` (default host 127.0.0.1). */
 export function parseListenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[?([^\]]*?)\]?:)?(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`listen address '${text}' is not [HOST:]PORT`);
-  return { host: m[1] || '127.0.0.1', port };
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+))?:)?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`listen address '${text}' is not [HOST:]PORT (IPv6 in brackets: [::1]:9100)`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 }
 
 /** Serve `/metrics` (Prometheus) and `/stats` (JSON) on `addr`. */

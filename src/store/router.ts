@@ -46,41 +46,38 @@ export class StoreRouter {
   /** Fetch and verify chunk `id` (plain size `size` when known) from the first store that has a good copy. */
   async fetch(id: Uint8Array, size?: number, signal?: AbortSignal): Promise<Fetched> {
     const reasons: string[] = [];
-    let onlyMissing = true;
-    let anyCorrupt = false;
+    let missing = 0;
+    let corrupt = 0;
     for (const store of this.stores) {
       signal?.throwIfAborted();
-      let stored: Buffer;
       try {
-        stored = await store.getStored(id, { ...(size !== undefined ? { size } : {}), ...(signal ? { signal } : {}) });
-      } catch (err) {
-        if (err instanceof ChunkNotFoundError) {
-          reasons.push(`${store.location}: not found`);
-          continue;
-        }
-        if (signal?.aborted) throw err;
-        onlyMissing = false;
-        this.counters.errors++;
-        this.opts.onError?.(store.location, idToHex(id), err);
-        reasons.push(`${store.location}: ${(err as Error).message}`);
-        continue;
-      }
-      this.counters.bytes += stored.length;
-      try {
+        const stored = await store.getStored(id, { ...(size !== undefined ? { size } : {}), ...(signal ? { signal } : {}) });
+        this.counters.bytes += stored.length;
         const plain = await (this.opts.decode ?? decodeChunk)(id, stored, store.location, size !== undefined ? { size } : { maxSize: this.opts.maxChunkSize });
         this.counters.fetches++;
         return { stored, plain };
       } catch (err) {
-        if (!(err instanceof ChunkCorruptError)) throw err;
-        onlyMissing = false;
-        anyCorrupt = true;
-        this.counters.corrupt++;
+        if (err instanceof ChunkNotFoundError) {
+          missing++;
+          reasons.push(`${store.location}: not found`);
+          continue;
+        }
+        if (signal?.aborted) throw err;
+        // A copy that fails verification here, or that the store itself reports corrupt.
+        if (err instanceof ChunkCorruptError) {
+          corrupt++;
+          this.counters.corrupt++;
+          reasons.push(`${store.location}: corrupt (${err.reason})`);
+        } else {
+          this.counters.errors++;
+          reasons.push(`${store.location}: ${(err as Error).message}`);
+        }
         this.opts.onError?.(store.location, idToHex(id), err);
-        reasons.push(`${store.location}: corrupt (${err.message})`);
       }
     }
-    if (onlyMissing) throw new ChunkNotFoundError(idToHex(id), this.location);
-    throw new ChunkUnavailableError(idToHex(id), reasons, anyCorrupt && reasons.every((r) => /corrupt|not found/.test(r)));
+    if (missing === this.stores.length) throw new ChunkNotFoundError(idToHex(id), this.location);
+    // An integrity failure only when no store failed for another reason (it might have had a good copy).
+    throw new ChunkUnavailableError(idToHex(id), reasons, corrupt > 0 && missing + corrupt === this.stores.length);
   }
 
   async close(): Promise<void> {

@@ -38,7 +38,7 @@ export function registerCache(program: Command): void {
     .addHelpText('after', '\nExamples:\n  bootfs cache warm app.bootfs -c /var/cache/bootfs -s https://chunks.example/store\n  bootfs cache warm app.bootfs /usr/lib/python3 /app -c /var/cache/bootfs -s /srv/store')
     .action(async (indexPath: string, paths: string[], flags: { cache?: string; store?: string[]; parallel: number; timeout: number; json?: boolean; progress: boolean; sshKey?: string; insecureSkipHostKeyCheck?: boolean }) => {
       if (!flags.cache) throw new UsageError('cache warm needs --cache (or BOOTFS_CACHE)');
-      const stores = flags.store ?? [];
+      const stores = (flags.store ?? []).filter((s) => s !== '');
       if (stores.length === 0) throw new UsageError('cache warm needs at least one --store (or BOOTFS_STORE)');
       const [{ BootfsIndex }, { CacheDir }, { StoreRouter }, { openStore, untilDeadline }, { chunksOf, warmCache }] = await Promise.all([
         import('../../index/bootfs-reader.js'),

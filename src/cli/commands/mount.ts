@@ -56,7 +56,7 @@ export function registerMount(program: Command): void {
         '  bootfs umount /mnt/app',
     )
     .action(async (indexPath: string, mountpoint: string, flags: MountFlags) => {
-      const stores = flags.store ?? [];
+      const stores = (flags.store ?? []).filter((s) => s !== '');
       if (stores.length === 0) throw new UsageError('mount needs at least one --store (or BOOTFS_STORE)');
       if (flags.cacheMaxSize !== undefined && !flags.cache) throw new UsageError('--cache-max-size needs --cache');
       const { runMount } = await import('../../mount/run.js');
