@@ -72,9 +72,11 @@ export const INIT = {
   BIG_WRITES: 1 << 5,
   DO_READDIRPLUS: 1 << 13,
   READDIRPLUS_AUTO: 1 << 14,
+  NO_OPEN_SUPPORT: 1 << 17,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  NO_OPENDIR_SUPPORT: 1 << 24,
 } as const;
 
 export const FOPEN_KEEP_CACHE = 1 << 1;

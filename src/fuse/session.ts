@@ -34,6 +34,8 @@ export interface SessionOptions extends MountOptions {
   maxReadahead?: number;
   /** Called after each request with its operation name, the errno (0 = ok), latency and reply size. */
   onRequest?: (op: string, errno: number, ms: number, bytes: number) => void;
+  /** Answer OPEN ourselves instead of letting the kernel skip it (default: skip when the kernel can). */
+  noOpen?: boolean;
   /** Called for unexpected filesystem errors (mapped to EIO). */
   onError?: (op: string, err: unknown) => void;
 }
@@ -48,6 +50,8 @@ export class FuseSession {
   /** Resolves once the kernel's INIT has been answered: the mount is usable. */
   readonly ready: Promise<void>;
   private endError: string | undefined;
+  /** The kernel agreed to skip OPEN/RELEASE (FUSE_NO_OPEN_SUPPORT): OPEN is answered ENOSYS. */
+  private noOpen = false;
 
   private constructor(
     private readonly fs: FuseFs,
@@ -139,6 +143,9 @@ export class FuseSession {
         const flags = body.readUInt32LE(0);
         if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) throw new FuseErrno(Errno.EROFS);
         fs.open(h.nodeid, flags);
+        // With no_open the kernel stops sending OPEN and RELEASE (two requests per file opened);
+        // the read-only mount already refuses opens for writing before they reach us.
+        if (this.noOpen) throw new FuseErrno(Errno.ENOSYS);
         return openOut(0, FOPEN_KEEP_CACHE);
       }
       case Op.READ: {
@@ -151,6 +158,7 @@ export class FuseSession {
         return Buffer.alloc(0);
       case Op.OPENDIR:
         fs.getattr(h.nodeid);
+        if (this.noOpen) throw new FuseErrno(Errno.ENOSYS);
         return openOut(0, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR);
       case Op.READDIR:
       case Op.READDIRPLUS: {
@@ -159,10 +167,12 @@ export class FuseSession {
         const plus = h.opcode === Op.READDIRPLUS;
         return packDirents(fs.readdir(h.nodeid, offset, plus), size, plus ? this.cacheSeconds : undefined);
       }
-      case Op.RELEASEDIR:
       case Op.FLUSH:
       case Op.FSYNC:
       case Op.FSYNCDIR:
+        // Nothing is ever dirty. ENOSYS makes the kernel stop asking (it remembers per connection).
+        throw new FuseErrno(Errno.ENOSYS);
+      case Op.RELEASEDIR:
         return Buffer.alloc(0);
       case Op.STATFS:
         return statfsOut(fs.statfs());
@@ -197,7 +207,9 @@ export class FuseSession {
       // A kernel speaking another major version: refuse; it retries or fails the mount.
       throw new FuseErrno(Errno.EPROTO);
     }
-    const want = INIT.ASYNC_READ | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS;
+    const want = INIT.ASYNC_READ | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS |
+      (this.opts.noOpen === false ? 0 : INIT.NO_OPEN_SUPPORT | INIT.NO_OPENDIR_SUPPORT);
+    this.noOpen = (k.flags & want & INIT.NO_OPEN_SUPPORT) !== 0;
     const out = initOut({
       minor: Math.min(k.minor, FUSE_KERNEL_MINOR),
       maxReadahead: Math.min(k.maxReadahead, this.opts.maxReadahead ?? 1024 * 1024),

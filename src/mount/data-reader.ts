@@ -39,6 +39,8 @@ export class DataReader {
   private lruBytes = 0;
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly streams = new Map<number, Stream>();
+  /** The data stream as a whole: reads that walk it in order across files (see noteAccess). */
+  private walk = { lastChunk: -2, window: 0 };
   private readonly memoryBytes: number;
   private readonly readahead: number;
 
@@ -60,7 +62,7 @@ export class DataReader {
     if (size <= 0 || offset >= end) return Buffer.alloc(0);
     const first = this.table.findChunk(offset);
     const last = this.table.findChunk(end - 1);
-    if (stream !== undefined) this.noteAccess(stream, offset, end, last);
+    if (stream !== undefined) this.noteAccess(stream, offset, end, first, last);
     if (first === last) {
       const plain = await this.chunk(first);
       const start = this.table.start(first);
@@ -123,18 +125,33 @@ export class DataReader {
     }
   }
 
-  private noteAccess(stream: number, offset: number, end: number, last: number): void {
+  /**
+   * Readahead decisions. Two patterns count as sequential: one file read from start to end (a
+   * stream whose reads continue where the last one ended), and the data stream walked in order
+   * across files — the stream is laid out in path order, the order `find`, `cp -a`, `tar` and
+   * most boots visit files in, so reading many small files one after another is a walk too.
+   * The window starts at one chunk and doubles while the pattern holds.
+   */
+  private noteAccess(stream: number, offset: number, end: number, first: number, last: number): void {
     if (this.readahead === 0) return;
-    const s = this.streams.get(stream);
-    if (!s || s.next !== offset) {
-      // A new or repositioned reader: no readahead until it proves sequential.
-      this.streams.set(stream, { next: end, window: 0 });
-      if (this.streams.size > 4096) this.streams.delete(this.streams.keys().next().value as number);
-      return;
+    const w = this.walk;
+    const inOrder = first >= w.lastChunk && first <= w.lastChunk + 1;
+    if (first !== w.lastChunk || last !== w.lastChunk) {
+      w.window = inOrder ? Math.min(this.readahead, Math.max(1, w.window * 2)) : 0;
     }
-    s.next = end;
-    s.window = Math.min(this.readahead, Math.max(1, s.window * 2));
-    for (let k = 1; k <= s.window && last + k < this.table.count; k++) {
+    w.lastChunk = Math.max(last, inOrder ? w.lastChunk : last);
+    let s = this.streams.get(stream);
+    if (!s || s.next !== offset) {
+      // A new or repositioned reader: no per-file readahead until it proves sequential.
+      s = { next: end, window: 0 };
+      this.streams.set(stream, s);
+      if (this.streams.size > 4096) this.streams.delete(this.streams.keys().next().value as number);
+    } else {
+      s.next = end;
+      s.window = Math.min(this.readahead, Math.max(1, s.window * 2));
+    }
+    const window = Math.max(w.window, s.window);
+    for (let k = 1; k <= window && last + k < this.table.count; k++) {
       const i = last + k;
       if (this.lru.has(i) || this.inflight.has(i)) continue;
       // Errors surface when (and if) the reader gets there; a failed readahead is simply dropped.

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { BootfsIndex } from '../index/bootfs-reader.js';
 import { FuseSession } from '../fuse/session.js';
 import { IndexFs } from '../fuse/index-fs.js';
-import { CacheDir } from '../store/cache-dir.js';
+import { CacheDir, TOUCH_INTERVAL_MS } from '../store/cache-dir.js';
 import { StoreRouter } from '../store/router.js';
 import type { ChunkDecoder, ChunkStore } from '../store/types.js';
 import { sharedPool } from '../pool/chunk-pool.js';
@@ -59,7 +59,7 @@ export class Mount {
       onError: (store, id, err) => log(`store ${store}: chunk ${id}: ${(err as Error).message}`),
     });
     const cache = cfg.cacheDir
-      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }) }), onError: (err) => log(`cache: ${err.message}`) })
+      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }), touchAfterMs: TOUCH_INTERVAL_MS }), readEntryTouches: true, onError: (err) => log(`cache: ${err.message}`) })
       : undefined;
     const source = cache
       ? (id: Uint8Array, size: number) => cache.getOrFetch(id, size, () => router.fetch(id, size))

@@ -138,9 +138,10 @@ export class ChunkPool {
 
   /**
    * Read, decompress and verify the cache entry `file` (a chunk file), all in a worker: undefined
-   * when absent; rejects with ChunkCorruptError for anything that is not a good copy.
+   * when absent; rejects with ChunkCorruptError for anything that is not a good copy. A good
+   * entry whose mtime is older than `touchAfterMs` gets a fresh one (LRU recency).
    */
-  async cacheRead(file: string, id: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer | undefined> {
+  async cacheRead(file: string, id: Uint8Array, location: string, opts: { size?: number; maxSize?: number; touchAfterMs?: number } = {}): Promise<Buffer | undefined> {
     const reply = await this.submit({ seq: 0, op: 'cache-read', file, id: new Uint8Array(id), location, ...opts }, []);
     return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
   }

@@ -20,7 +20,7 @@ export type Job =
   | { seq: number; op: 'read-files'; root: string; paths: Uint8Array[]; sizes: number[] }
   | { seq: number; op: 'extract-local'; root: string; ids: Uint8Array; sizes: number[]; outPath?: string; outOffset: number }
   | { seq: number; op: 'decode'; id: Uint8Array; stored: Uint8Array; location: string; size?: number; maxSize?: number }
-  | { seq: number; op: 'cache-read'; file: string; id: Uint8Array; location: string; size?: number; maxSize?: number };
+  | { seq: number; op: 'cache-read'; file: string; id: Uint8Array; location: string; size?: number; maxSize?: number; touchAfterMs?: number };
 
 export type BatchMode = 'hash' | 'encode' | 'store-local';
 

@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, utimesSync, writeSync } from 'node:fs';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
@@ -127,12 +127,20 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
       case 'hash':
         return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain)) }, transfer: [] };
       case 'cache-read': {
-        const stored = readEntry(job.file, job.size ?? job.maxSize ?? DEFAULT_MAX_DECODED_SIZE);
-        if (stored === undefined) return { reply: { seq: job.seq, ok: true }, transfer: [] };
+        const entry = readEntry(job.file, job.size ?? job.maxSize ?? DEFAULT_MAX_DECODED_SIZE);
+        if (entry === undefined) return { reply: { seq: job.seq, ok: true }, transfer: [] };
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
         if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
-        const p = own(decodeChunk(job.id, stored, job.location, opts));
+        const p = own(decodeChunk(job.id, entry.stored, job.location, opts));
+        // Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked.
+        if (job.touchAfterMs !== undefined && Date.now() - entry.mtimeMs > job.touchAfterMs) {
+          try {
+            utimesSync(job.file, new Date(), new Date());
+          } catch {
+            /* evicted meanwhile, or a read-only cache: recency is best effort */
+          }
+        }
         return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
       }
       case 'decode': {
@@ -162,7 +170,7 @@ parentPort!.on('message', (job: Job) => {
  * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
  * with it.
  */
-function readEntry(file: string, plainBound: number): Buffer | undefined {
+function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs: number } | undefined {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -181,7 +189,7 @@ function readEntry(file: string, plainBound: number): Buffer | undefined {
       if (r === 0) break;
       n += r;
     }
-    return buf.subarray(0, n);
+    return { stored: buf.subarray(0, n), mtimeMs: st.mtimeMs };
   } finally {
     closeSync(fd);
   }

@@ -38,6 +38,8 @@ export interface CacheDirOptions {
    * removes it if it really is bad.
    */
   readEntry?: (file: string, id: Uint8Array, size: number | undefined) => Promise<Buffer | undefined>;
+  /** readEntry refreshes recency itself (as load does: mtime older than TOUCH_INTERVAL_MS). */
+  readEntryTouches?: boolean;
 }
 
 /** Per-process counters (this CacheDir only). */
@@ -101,7 +103,7 @@ export class CacheDir {
 
   private constructor(
     private readonly store: LocalStore,
-    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>,
+    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>,
   ) {
     this.location = store.location;
   }
@@ -212,7 +214,7 @@ export class CacheDir {
     if (this.opts.readEntry) {
       try {
         const plain = await this.opts.readEntry(file, id, size);
-        if (plain) this.touchOnce(file);
+        if (plain && !this.opts.readEntryTouches) this.touchOnce(file);
         return plain;
       } catch {
         // Not a good copy (or unreadable): the careful path below decides and cleans up.

@@ -280,8 +280,22 @@ describe('DataReader readahead', () => {
     expect(off.counters.readaheads).toBe(0);
     await r.read(500, 100, 3);
     r.endStream(3);
-    await r.read(600, 100, 3);
+    // 800 continues neither stream 3 (forgotten) nor the walk of the data stream (chunk 5 → 8).
+    await r.read(800, 100, 3);
     expect(r.counters.readaheads).toBe(0);
+  });
+
+  it('reads walking the data stream in order across files (streams) read ahead too', async () => {
+    const f = ten();
+    const r = reader(f, { readaheadChunks: 4 });
+    // Files in data order, each read once by its own stream: chunk 0, 1, 2 …
+    await r.read(0, 100, 10);
+    await r.read(100, 100, 11);
+    await r.read(200, 100, 12);
+    await settle();
+    expect(r.counters.readaheads).toBeGreaterThan(0);
+    expect(f.calls.slice(3, 5)).toEqual([1, 1]);
+    expect(f.calls.every((n) => n <= 1)).toBe(true);
   });
 
   it('keeps separate state per stream', async () => {
@@ -289,7 +303,7 @@ describe('DataReader readahead', () => {
     const r = reader(f, { readaheadChunks: 1 });
     await r.read(0, 100, 1);
     await r.read(500, 100, 2);
-    await r.read(100, 100, 1); // stream 1 sequential → chunk 2
+    await r.read(100, 100, 1); // stream 1 sequential → chunk 2 (the data-stream walk broke at 5)
     await r.read(600, 100, 2); // stream 2 sequential → chunk 7
     await settle();
     expect(r.counters.readaheads).toBe(2);
