@@ -125,9 +125,23 @@ export class FuseDevice {
       throw err;
     }
     dev.connection = connectionId(mountpoint);
-    if (dev.connection !== undefined) setReadahead(dev.connection, opts.readaheadKb ?? 4096);
     dev.start(onRequest, onEnd);
     return dev;
+  }
+
+  /**
+   * Set the mount's readahead (its backing device info is bdi 0:<connection>). Call it after INIT
+   * has been answered: the kernel lowers the value to the INIT reply's max_readahead then. Best
+   * effort: /sys may be read-only in a container.
+   */
+  setReadahead(kb: number): boolean {
+    if (this.connection === undefined) return false;
+    try {
+      writeFileSync(`/sys/class/bdi/0:${this.connection}/read_ahead_kb`, String(kb));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Write one reply: the 16-byte header followed by the body parts. */
@@ -218,15 +232,6 @@ export function connectionId(mountpoint: string): number | undefined {
     }
   }
   return id;
-}
-
-/** Set the mount's readahead (its backing device info is bdi 0:<connection>). Best effort: /sys may be read-only. */
-function setReadahead(connection: number, kb: number): void {
-  try {
-    writeFileSync(`/sys/class/bdi/0:${connection}/read_ahead_kb`, String(kb));
-  } catch {
-    /* keep the kernel's default */
-  }
 }
 
 const FUSECTL = '/sys/fs/fuse/connections';

@@ -69,6 +69,7 @@ export class FuseSession {
       s.initDone();
     });
     await s.ready;
+    s.device.setReadahead(opts.readaheadKb ?? 4096);
     return s;
   }
 
