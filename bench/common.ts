@@ -81,3 +81,53 @@ export function resultHeader(benchmark: string, issue: number, startedAt: Date, 
     loadavgAtEnd: os.loadavg(),
   };
 }
+
+/** A part could not run because an input is unavailable (not a tool failure). */
+export class InputUnavailable extends Error {}
+
+/**
+ * Run one part of a benchmark and return its wall time in seconds. An unavailable input skips the
+ * part, except in CI, where a silently skipped part would look like a full run; any other error
+ * is a failure. Neither stops the remaining parts.
+ */
+export async function runPart(part: string, body: () => Promise<void>, skipped: { part: string; reason: string }[], failures: string[]): Promise<number> {
+  const started = process.hrtime.bigint();
+  process.stderr.write(`\n== part ${part} ==\n`);
+  try {
+    await body();
+  } catch (err) {
+    if (err instanceof InputUnavailable && process.env.CI !== 'true') {
+      process.stderr.write(`note: skipping part ${part}: ${err.message}\n`);
+      skipped.push({ part, reason: err.message });
+    } else {
+      failures.push(`part ${part}: ${err instanceof InputUnavailable ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/**
+ * The end of a parts benchmark: failed checks become failures, skips and failures are printed, and
+ * the results document (header, then `body`, then the lists) is written. Returns the exit code.
+ */
+export async function finishParts(o: {
+  repoRoot: string;
+  benchmark: string;
+  issue: number;
+  startedAt: Date;
+  env: object;
+  checks: { ok: boolean; what: string; detail: string }[];
+  skipped: { part: string; reason: string }[];
+  failures: string[];
+  body: Record<string, unknown>;
+}): Promise<number> {
+  const { writeResults, fileStamp } = await import('./report.js');
+  for (const c of o.checks) if (!c.ok) o.failures.push(`check failed: ${c.what}: ${c.detail}`);
+  for (const s of o.skipped) process.stdout.write(`\nskipped ${s.part}: ${s.reason}\n`);
+  for (const f of o.failures) process.stdout.write(`\nFAILURE: ${f}\n`);
+  const exitCode = o.failures.length === 0 ? 0 : 1;
+  const doc = { ...resultHeader(o.benchmark, o.issue, o.startedAt, exitCode === 0, o.env), ...o.body, skipped: o.skipped, failures: o.failures };
+  const file = await writeResults(path.join(o.repoRoot, 'bench', 'results'), fileStamp(o.startedAt), doc, o.benchmark);
+  process.stdout.write(`\nresults: ${file}\n`);
+  return exitCode;
+}

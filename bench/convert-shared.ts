@@ -47,8 +47,9 @@ export interface PartContext {
   shared: { rootfsIndex?: string };
 }
 
-/** A part could not run because an input is unavailable (not a tool failure). */
-export class InputUnavailable extends Error {}
+import { InputUnavailable } from './common.js';
+
+export { InputUnavailable };
 
 /** A pass/fail result: null when there was nothing to judge. */
 export type Verdict = boolean | null;

@@ -6,15 +6,14 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPart, SetupError } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
-import { type CheckRecord, CONVERT_TARGETS, ConvertInputs, type ConvertTools, InputUnavailable, metricTable, type PartContext } from './convert-shared.js';
+import { type CheckRecord, CONVERT_TARGETS, ConvertInputs, type ConvertTools, metricTable, type PartContext } from './convert-shared.js';
 import { runSpeed, speedTable, type SpeedResult } from './convert-speed.js';
 import { parseOrExit } from './options.js';
 import { GNU_TIME } from './proc.js';
-import { fileStamp, writeResults } from './report.js';
 import { CHUNK_SIZE, toolVersion, which } from './tools.js';
 import { createWorkDir } from './workdir.js';
 
@@ -97,22 +96,16 @@ async function main(argv: string[]): Promise<number> {
   const partSeconds: Partial<Record<PartName, number>> = {};
   try {
     for (const part of opts.parts) {
-      const started = process.hrtime.bigint();
-      process.stderr.write(`\n== part ${part} ==\n`);
-      try {
-        if (part === 'speed') results.speed = await runSpeed(ctx);
-        else if (part === 'dedup') results.dedup = await runDedup(ctx);
-        else results.index = await runIndex(ctx);
-      } catch (err) {
-        if (err instanceof InputUnavailable && process.env.CI !== 'true') {
-          process.stderr.write(`note: skipping part ${part}: ${err.message}\n`);
-          skipped.push({ part, reason: err.message });
-        } else {
-          // In CI a missing fixture is an error: a silently skipped part would look like a full run.
-          failures.push(`part ${part}: ${err instanceof InputUnavailable ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-        }
-      }
-      partSeconds[part] = Number(process.hrtime.bigint() - started) / 1e9;
+      partSeconds[part] = await runPart(
+        part,
+        async () => {
+          if (part === 'speed') results.speed = await runSpeed(ctx);
+          else if (part === 'dedup') results.dedup = await runDedup(ctx);
+          else results.index = await runIndex(ctx);
+        },
+        skipped,
+        failures,
+      );
       printPart(part, results, opts);
     }
   } finally {
@@ -120,33 +113,32 @@ async function main(argv: string[]): Promise<number> {
   }
 
   for (const r of results.speed?.runs ?? []) if (!r.ok) failures.push(`speed round ${r.round} ${r.cell} failed: ${r.error ?? ''}`);
-  for (const c of checksOf(results)) if (!c.ok) failures.push(`check failed: ${c.what}: ${c.detail}`);
-  for (const s of skipped) process.stdout.write(`\nskipped ${s.part}: ${s.reason}\n`);
-  for (const f of failures) process.stdout.write(`\nFAILURE: ${f}\n`);
-
-  const exitCode = failures.length === 0 ? 0 : 1;
-  const doc = {
-    ...resultHeader('convert', 3, startedAt, exitCode === 0, env),
-    ...versions,
-    tools,
-    parameters: {
-      runs: opts.runs,
-      parts: opts.parts,
-      indexLoadRuns: loadRunsFor(opts.runs),
-      chunkSize: CHUNK_SIZE,
-      order: 'speed, each round: bootfs convert dir:, casync make caidx, bootfs convert oci: (fresh store per run); dedup and index run once',
-      workDir: { ...work, kept: opts.keep },
-      ci: process.env.CI === 'true',
-    },
-    targets: CONVERT_TARGETS,
-    partSeconds,
-    parts: results,
+  return finishParts({
+    repoRoot,
+    benchmark: 'convert',
+    issue: 3,
+    startedAt,
+    env,
+    checks: checksOf(results),
     skipped,
     failures,
-  };
-  const file = await writeResults(path.join(repoRoot, 'bench', 'results'), fileStamp(startedAt), doc, 'convert');
-  process.stdout.write(`\nresults: ${file}\n`);
-  return exitCode;
+    body: {
+      ...versions,
+      tools,
+      parameters: {
+        runs: opts.runs,
+        parts: opts.parts,
+        indexLoadRuns: loadRunsFor(opts.runs),
+        chunkSize: CHUNK_SIZE,
+        order: 'speed, each round: bootfs convert dir:, casync make caidx, bootfs convert oci: (fresh store per run); dedup and index run once',
+        workDir: { ...work, kept: opts.keep },
+        ci: process.env.CI === 'true',
+      },
+      targets: CONVERT_TARGETS,
+      partSeconds,
+      parts: results,
+    },
+  });
 }
 
 await runBenchMain(main);

@@ -73,8 +73,12 @@ describeWithTools(['rsync', 'nginx', 'chroot', 'mount', 'umount'], 'bootfs mount
   it('shows the tree exactly (rsync -c -H -X, nanosecond mtimes), fetches each chunk once, refuses writes', async () => {
     const { nginx, log } = await nginxWithLog('single');
     const stats = path.join(dir, 'single-stats.json');
-    const m = await mountAt('single', ['--store', nginx.storeUrl, '--cache', path.join(dir, 'cache-single'), '--stats-file', stats]);
+    const metricsPort = await freePort();
+    const m = await mountAt('single', ['--store', nginx.storeUrl, '--cache', path.join(dir, 'cache-single'), '--stats-file', stats, '--metrics', `127.0.0.1:${metricsPort}`]);
     expect(await treeDiff(rootfs, m.mountpoint)).toBe('');
+    const prom = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(prom).toContain(`bootfs_mount_remote_fetches_total ${distinctChunks}\n`);
+    expect(prom).toMatch(/bootfs_mount_requests_total\{op="read"\} \d+/);
     // rsync -c read every file: every distinct chunk crossed the network exactly once.
     const gets = await chunkGets(log);
     expect(gets.length).toBe(distinctChunks);
