@@ -41,13 +41,7 @@ export function chunkSizeOption(): Option {
     .argParser((v: string): ChunkSizes => parseChunkSizes(v));
 }
 
-/** Parse a duration such as `90s`, `15m`, `2h`, `1d` or plain seconds. */
-export function parseDuration(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (!m) throw new UsageError(`'${text}' is not a duration (examples: 30s, 15m, 2h, 1d)`);
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
-  return Number(m[1]) * mult;
-}
+export { parseDuration } from '../util/duration.js';
 
 /** Reject `--json` together with data on stdout. */
 export function assertStdoutFree(json: boolean, dataToStdout: boolean): void {

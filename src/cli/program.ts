@@ -1,6 +1,5 @@
 /** The bootfs command line: builds the commander program and maps errors to exit codes. */
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
 import { BootfsError, ExitCode } from '../errors.js';
 import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
@@ -13,10 +12,9 @@ import { registerServe } from './commands/serve.js';
 import { registerStore } from './commands/store.js';
 import { registerUnpack } from './commands/unpack.js';
 
-const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+import { BOOTFS_VERSION } from './version.js';
 
-/** Version printed by --version and recorded in what bootfs writes. */
-export const BOOTFS_VERSION = pkg.version;
+export { BOOTFS_VERSION };
 
 const EXIT_HELP = `
 Exit status:

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 export interface MountStats {
   /** FUSE requests by operation name. */
   requests: Record<string, number>;
-  /** Failed FUSE requests by operation name (any errno but ENOENT/ENODATA, which are answers). */
+  /** Failed FUSE requests by operation name (any errno but ENOENT/ENODATA/ENOSYS, which are answers). */
   errors: Record<string, number>;
   reads: number;
   bytesServed: number;
@@ -34,8 +34,9 @@ export class RequestCounters {
 
   record(op: string, errno: number, bytes = 0): void {
     this.requests[op] = (this.requests[op] ?? 0) + 1;
-    // ENOENT from lookup and ENODATA from getxattr are ordinary answers, not failures.
-    if (errno !== 0 && errno !== 2 && errno !== 61) this.errors[op] = (this.errors[op] ?? 0) + 1;
+    // ENOENT from lookup and ENODATA from getxattr are ordinary answers, not failures; ENOSYS is
+    // how the kernel is told to stop sending OPEN, FLUSH and the like.
+    if (errno !== 0 && errno !== 2 && errno !== 61 && errno !== 38) this.errors[op] = (this.errors[op] ?? 0) + 1;
     if (op === 'read' && errno === 0) {
       this.reads++;
       this.bytesServed += bytes;

@@ -30,7 +30,7 @@ export function registerCache(program: Command): void {
     .addOption(new Option('-c, --cache <dir>', 'the cache directory').env('BOOTFS_CACHE'))
     .addOption(new Option('-s, --store <location>', 'chunk store; repeat for fallbacks, tried in order').argParser(collect).env('BOOTFS_STORE'))
     .addOption(new Option('-j, --parallel <n>', 'chunks fetched at once').default(8).argParser((v) => positive(v, '--parallel')))
-    .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before the warm fails (retried with back-off meanwhile)').default(30_000, '30s').argParser(parseDuration))
+    .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before the warm fails (retried with back-off meanwhile)').default(30_000, '30s').argParser((v) => parseDuration(v)))
     .addOption(sshKeyOption())
     .addOption(insecureHostKeyOption())
     .option('--json', 'print one JSON result on stdout')

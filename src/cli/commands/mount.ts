@@ -43,7 +43,7 @@ export function registerMount(program: Command): void {
     .option('--allow-other', 'let other users (and containers) read the mount (FUSE allow_other)')
     .addOption(new Option('--memory <size>', 'in-memory chunk cache').default(64 * 1024 * 1024, '64M').argParser((v) => parseSize(v, '--memory')))
     .addOption(new Option('--readahead <chunks>', 'chunks fetched ahead of a sequential reader (0 = off)').default(16).argParser((v) => intArg(v, '--readahead')))
-    .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before a read gets EIO (retried with back-off meanwhile)').default(30_000, '30s').argParser(parseDuration))
+    .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before a read gets EIO (retried with back-off meanwhile)').default(30_000, '30s').argParser((v) => parseDuration(v)))
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at /metrics and JSON at /stats')
     .option('--stats-file <file>', 'write the counters as JSON to this file every second and at exit')
     .addOption(sshKeyOption())
