@@ -151,5 +151,5 @@ export async function resolveDockerArchive(src: TarSource, ref: ImageRef, o: Res
   if (o.explicit && !platformMatches(o.want, platform)) {
     throw new NotFoundError(`${o.image} is an image for ${formatPlatform(platform)}, not ${formatPlatform(o.want)}`);
   }
-  return { configDigest: configDoc.digest, platform, config, layers };
+  return { configDigest: configDoc.digest, platform, config, rawConfig: configDoc.value as Record<string, unknown>, layers };
 }

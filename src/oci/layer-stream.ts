@@ -71,6 +71,27 @@ export async function* layerStream(layer: ResolvedLayer, image: string, signal?:
   verify(layer, what, `sha256:${stored.digest('hex')}`, `sha256:${plain.digest('hex')}`);
 }
 
+/**
+ * The stored bytes of `layer` as they are, hashed while streaming and compared with its digest
+ * before the stream ends. A layer without a known stored digest (verifyDigest false: a compressed
+ * docker-archive layer not named by its digest) yields its decompressed bytes instead, verified
+ * against its diff_id, which is then its `digest`.
+ */
+export async function* storedLayerStream(layer: ResolvedLayer, image: string, signal?: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
+  if (!layer.verifyDigest) {
+    yield* layerStream(layer, image, signal);
+    return;
+  }
+  const what = `layer ${layer.digest} of ${image}`;
+  const stored = createHash('sha256');
+  for await (const b of readRange(layer.location, what, signal)) {
+    stored.update(b);
+    yield b;
+  }
+  const got = `sha256:${stored.digest('hex')}`;
+  if (got !== layer.digest) throw new ImageFormatError(`${what}: digest mismatch (got ${got})`);
+}
+
 function verify(layer: ResolvedLayer, what: string, storedGot: string, plainGot: string): void {
   if (layer.verifyDigest && storedGot !== layer.digest) throw new ImageFormatError(`${what}: digest mismatch (got ${storedGot})`);
   if (layer.diffId !== undefined && plainGot !== layer.diffId) {

@@ -25,6 +25,11 @@ export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 export const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 export const DOCKER_LAYER_ZSTD = 'application/vnd.docker.image.rootfs.diff.tar.zstd';
 
+/** OCI layer media types (uncompressed, gzip, zstd): what bootfs writes. */
+export const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
+export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+export const OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
+
 export type Compression = 'gzip' | 'zstd' | 'none';
 
 /** Layer media type → compression. Nondistributable/foreign layers read like the others. */

@@ -161,7 +161,7 @@ export async function resolveOciLayout(src: FileSource, ref: ImageRef, o: Resolv
   if (!fromIndex && o.explicit && !platformMatches(o.want, platform)) {
     throw new NotFoundError(`${o.image} is an image for ${formatPlatform(platform)}, not ${formatPlatform(o.want)}`);
   }
-  return { manifestDigest: doc.digest, configDigest: configDoc.digest, platform, config, layers };
+  return { manifestDigest: doc.digest, configDigest: configDoc.digest, platform, config, rawConfig: configDoc.value as Record<string, unknown>, layers };
 }
 
 /** The platform an image is for: its config's, else its index entry's. */

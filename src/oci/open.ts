@@ -5,7 +5,7 @@ import { BootfsError, UsageError } from '../errors.js';
 import type { ImageConfig } from '../tree/types.js';
 import { digestProblem } from './digest.js';
 import { resolveDockerArchive } from './docker-archive.js';
-import { layerStream } from './layer-stream.js';
+import { layerStream, storedLayerStream } from './layer-stream.js';
 import { resolveOciLayout, type ResolveOptions } from './oci-layout.js';
 import { hostPlatform, normalizePlatform, type Platform } from './platform.js';
 import { formatImageRef, type ImageRef } from './ref.js';
@@ -51,6 +51,10 @@ export async function openImage(ref: ImageRef, opts: OpenImageOptions = {}): Pro
       openLayer(i: number): AsyncIterable<Uint8Array> {
         throw new RangeError(`${reference} has no layers (layer ${i} requested)`);
       },
+      openStoredLayer(i: number): AsyncIterable<Uint8Array> {
+        throw new RangeError(`${reference} has no layers (layer ${i} requested)`);
+      },
+      rawConfig: {},
       close: async () => undefined,
     };
   }
@@ -96,6 +100,13 @@ function openedImage(reference: string, r: ResolvedImage): OpenedImage {
       if (!Number.isInteger(i) || layer === undefined) throw new RangeError(`${reference} has ${r.layers.length} layers; layer ${i} requested`);
       return layerStream(layer, reference, opts.signal);
     },
+    openStoredLayer(i: number, opts: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+      if (closed) throw new BootfsError(`${reference} is closed`);
+      const layer = r.layers[i];
+      if (!Number.isInteger(i) || layer === undefined) throw new RangeError(`${reference} has ${r.layers.length} layers; layer ${i} requested`);
+      return storedLayerStream(layer, reference, opts.signal);
+    },
+    rawConfig: r.rawConfig,
     close: async () => {
       closed = true;
     },

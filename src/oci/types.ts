@@ -40,6 +40,20 @@ export interface OpenedImage {
    * call return().
    */
   openLayer(i: number, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  /**
+   * The stored (possibly compressed) bytes of layer i exactly as in the source, for copying the
+   * layer unchanged into another image; hashed while streaming and compared with `digest` at the
+   * end (a mismatch throws there, as in openLayer). Exception: a docker-archive layer whose stored
+   * digest is unknown (compressed, so `digest` is its diff_id: `digest === diffId` while
+   * `compression !== 'none'`) yields its uncompressed tar instead, verified against the diff_id;
+   * its size is then not `size` (that is the compressed size) and is known only after reading.
+   */
+  openStoredLayer(i: number, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  /**
+   * The image config JSON as stored (architecture, os, config, rootfs, history, …), validated as
+   * `config` is; `{}` for dir:. Shared, not copied: treat it as read-only.
+   */
+  rawConfig: Record<string, unknown>;
   /** Release the image; openLayer fails afterwards. Idempotent. */
   close(): Promise<void>;
 }
@@ -57,5 +71,7 @@ export interface ResolvedImage {
   configDigest?: string;
   platform: Platform;
   config: ParsedConfig;
+  /** The config document as parsed from JSON (an object: parseConfig checked). */
+  rawConfig: Record<string, unknown>;
   layers: ResolvedLayer[];
 }
