@@ -7,12 +7,24 @@ import { sharedPool } from '../../pool/chunk-pool.js';
 import { openStore } from '../../store/location.js';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
 import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
+import { BOOTFS_VERSION } from '../version.js';
+import { DEFAULT_CACHE_PATH } from '../../boot/config.js';
+import type { OpenedImage } from '../../oci/types.js';
+
+/** Open the base image of a boot image. */
+async function openBase(text: string, platform: string | undefined): Promise<OpenedImage> {
+  const { openImage, parseImageRef, parsePlatform } = await import('../../oci/index.js');
+  return openImage(parseImageRef(text), platform ? { platform: parsePlatform(platform) } : {});
+}
 
 interface ConvertFlags {
   store?: string;
   sshKey?: string;
   insecureSkipHostKeyCheck?: boolean;
   indexOut?: string;
+  base?: string;
+  imageStore?: string[];
+  cachePath: string;
   chunkSize: ChunkSizes;
   platform?: string;
   tmpdir?: string;
@@ -24,19 +36,29 @@ interface ConvertFlags {
 export function registerConvert(program: Command): void {
   program
     .command('convert')
-    .summary('convert an image into chunks in a store plus a bootfs index')
+    .summary('convert an image into chunks in a store plus a bootfs index, and a boot image')
     .description(
       'Read SRC (skopeo syntax), flatten its layers with the OCI whiteout rules in memory, cut the ' +
         'file contents into content-defined chunks, push the chunks the store lacks and write the ' +
         'index: the whole filesystem tree, the chunk table of the data stream and the image config. ' +
         'Every blob digest is verified. Nothing is extracted to disk; file data is spooled once to ' +
-        "--tmpdir (it needs room for the image's file contents).",
+        "--tmpdir (it needs room for the image's file contents).\n\n" +
+        'With DST it also writes a boot image there: the --base image (which must have Node at ' +
+        '/usr/local/bin/node and mount(8), e.g. a Debian-slim Node image), the bootfs runtime layer ' +
+        '(identical for every conversion by this bootfs version) and a small layer with the index and ' +
+        "the boot config. The boot image's entrypoint mounts the image lazily from the store (and the " +
+        'node cache at --cache-path) and runs the original entrypoint, cmd, env, working dir and user. ' +
+        'Run it with the FUSE device: podman/docker run --device /dev/fuse --cap-add SYS_ADMIN.',
     )
     .argument('<src>', 'the image to convert')
+    .argument('[dst]', 'write a boot image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]')
     .addOption(storeOption(false))
     .addOption(sshKeyOption())
     .addOption(insecureHostKeyOption())
-    .requiredOption('-o, --index-out <file>', 'the bootfs index to write (replaced atomically)')
+    .option('-o, --index-out <file>', 'the bootfs index to write (replaced atomically); required without DST')
+    .option('--base <image>', 'base image of the boot image (needs Node at /usr/local/bin/node); required with DST')
+    .option('--image-store <url...>', 'store location(s) the boot image fetches from (default: --store); e.g. the http:// URL that serves the --store directory')
+    .option('--cache-path <dir>', 'node cache directory inside the container (mount a shared volume there)', DEFAULT_CACHE_PATH)
     .addOption(chunkSizeOption())
     .option('--platform <os/arch[/variant]>', "image to pick from an index or manifest list (default: this host's)")
     .option('--tmpdir <dir>', 'where to spool file contents while converting (default: $TMPDIR or /tmp)')
@@ -49,15 +71,20 @@ export function registerConvert(program: Command): void {
         '  oci-archive:FILE[:TAG]      a tar of an OCI layout\n' +
         '  docker-archive:FILE[:REF]   docker save / podman save output\n' +
         '  dir:PATH                    a plain root filesystem directory\n' +
-        '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
+        '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert oci:./layout:v1 oci-archive:app-boot.tar --store /srv/store --image-store http://store:8080/ --base oci:./node-base:20\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
     )
-    .action(async (src: string, flags: ConvertFlags) => {
-      if (!flags.indexOut) throw new UsageError('convert needs --index-out FILE');
+    .action(async (src: string, dst: string | undefined, flags: ConvertFlags) => {
+      if (!flags.indexOut && !dst) throw new UsageError('convert needs --index-out FILE, or DST to write a boot image');
+      if (dst && !flags.base) throw new UsageError('writing a boot image needs --base IMAGE: an image with Node at /usr/local/bin/node and mount(8), e.g. a Debian-slim Node image');
+      if (dst && !flags.store) throw new UsageError('writing a boot image needs --store: the chunks must be somewhere the container can fetch them');
+      const imageStores = flags.imageStore ?? (flags.store ? [flags.store] : []);
       const started = performance.now();
       const startedMs = Date.now();
       // Loaded when the command runs: `bootfs make` should not pay for the converter's module graph.
       const [{ convertImage }, { parseImageRef, parsePlatform }] = await Promise.all([import('../../converter/convert.js'), import('../../oci/index.js')]);
       const ref = parseImageRef(src);
+      // Open the base first: a wrong --base should fail before minutes of chunking.
+      const base = dst ? await openBase(flags.base!, flags.platform) : undefined;
       const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
       const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags) }) : undefined;
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
@@ -79,11 +106,31 @@ export function registerConvert(program: Command): void {
           ),
       });
       progress.done();
-      await writeFileAtomic(flags.indexOut, result.index, 'index');
+      if (flags.indexOut) await writeFileAtomic(flags.indexOut, result.index, 'index');
+      let boot: { manifestDigest: string; runtimeLayer: string; indexLayer: string } | undefined;
+      if (dst && base) {
+        const { writeBootImage } = await import('../../boot/image.js');
+        try {
+          boot = await writeBootImage({
+            dest: dst,
+            base,
+            index: result.index,
+            app: result.config,
+            stores: imageStores,
+            cachePath: flags.cachePath,
+            bootfsVersion: BOOTFS_VERSION,
+            source: { reference: result.reference, ...(result.config.source?.manifestDigest ? { manifestDigest: result.config.source.manifestDigest } : {}) },
+            ...(flags.tmpdir ? { tmpDir: flags.tmpdir } : {}),
+          });
+        } finally {
+          await base.close();
+        }
+      }
       const seconds = (performance.now() - started) / 1000;
       const summary = {
         source: result.reference,
-        index: flags.indexOut,
+        index: flags.indexOut ?? null,
+        bootImage: dst && boot ? { dest: dst, manifestDigest: boot.manifestDigest, runtimeLayer: boot.runtimeLayer, indexLayer: boot.indexLayer } : null,
         indexBytes: result.index.length,
         store: store?.location ?? null,
         layers: result.layers,
@@ -96,8 +143,9 @@ export function registerConvert(program: Command): void {
         seconds: Number(seconds.toFixed(3)),
       };
       if (flags.json) return printJson(summary);
+      if (dst && boot) process.stdout.write(`${dst}: boot image ${boot.manifestDigest} (stores: ${imageStores.join(', ')})\n`);
       process.stdout.write(
-        `${flags.indexOut}: ${result.counts.entries} entries, ${formatBytes(result.bytes)} of file data in ${result.chunks} chunks` +
+        `${flags.indexOut ?? 'index'}: ${result.counts.entries} entries, ${formatBytes(result.bytes)} of file data in ${result.chunks} chunks` +
           (store ? `, ${result.newChunks} new (${formatBytes(result.newStoredBytes)} stored, ${(summary.dedupRatio * 100).toFixed(1)}% reused)` : '') +
           `, index ${formatBytes(result.index.length)}, ${formatRate(result.bytes, seconds)}\n`,
       );

@@ -1,0 +1,119 @@
+/**
+ * The writable root a boot stub builds, and the runtime's mounts carried into it. The container
+ * runtime prepared /proc, /sys, /dev, /etc/resolv.conf, /etc/hosts, /etc/hostname, secrets and
+ * volumes for the stub's root; the app runs in a new root (an overlay over the FUSE mount of the
+ * image), so each of those is bind-mounted to the same place there.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { BootfsError } from '../errors.js';
+
+export interface MountInfo {
+  id: number;
+  parent: number;
+  /** The mount's root inside its filesystem (for bind mounts: the source path). */
+  root: string;
+  mountPoint: string;
+  options: string[];
+  fsType: string;
+  source: string;
+}
+
+/** Undo mountinfo's octal escapes (\040 for a space, …). */
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Parse /proc/self/mountinfo text. */
+export function parseMountInfo(text: string): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const [left, right] = line.split(' - ');
+    const f = left!.split(' ');
+    const r = (right ?? '').split(' ');
+    out.push({
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      root: unescape(f[3] ?? ''),
+      mountPoint: unescape(f[4] ?? ''),
+      options: (f[5] ?? '').split(','),
+      fsType: r[0] ?? '',
+      source: unescape(r[1] ?? ''),
+    });
+  }
+  return out;
+}
+
+function under(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * The runtime's mounts to carry into the app's root: everything mounted in the stub's view except
+ * the root itself, what /proc, /sys and /dev cover (they are carried whole), and bootfs's own
+ * places (the boot directory, the node cache, which the app must not be able to poison).
+ */
+export function mountsToCarry(all: MountInfo[], exclude: string[]): MountInfo[] {
+  const skip = ['/proc', '/sys', '/dev', ...exclude];
+  const seen = new Set<string>();
+  const out: MountInfo[] = [];
+  // Later entries for one mount point shadow earlier ones: keep the last, in mount order.
+  for (let i = all.length - 1; i >= 0; i--) {
+    const m = all[i]!;
+    if (m.mountPoint === '/' || skip.some((d) => under(m.mountPoint, d)) || seen.has(m.mountPoint)) continue;
+    seen.add(m.mountPoint);
+    out.push(m);
+  }
+  return out.reverse();
+}
+
+/** Run mount(8); a failure is a BootfsError with its message. */
+export function mountCmd(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => reject(new BootfsError(`cannot run mount(8): ${err.message}`)));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new BootfsError(`mount ${args.join(' ')}: ${stderr.trim().replace(/^mount: /, '') || `exit status ${code}`}`))));
+  });
+}
+
+/** Create `target` inside the new root as the same kind (directory or file) as `source`. */
+async function ensureTarget(source: string, target: string): Promise<void> {
+  const st = await stat(source);
+  if (st.isDirectory()) {
+    await mkdir(target, { recursive: true });
+    return;
+  }
+  await mkdir(path.dirname(target), { recursive: true });
+  const fh = await open(target, 'a').catch(() => undefined);
+  await fh?.close();
+}
+
+/**
+ * Bind /dev and /sys (recursively) and every carried mount into `root`; read-only mounts stay
+ * read-only. /proc is mounted fresh by the app's PID namespace.
+ */
+export async function carryMounts(root: string, carried: MountInfo[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const dir of ['/dev', '/sys']) {
+    const target = path.join(root, dir);
+    await mkdir(target, { recursive: true });
+    await mountCmd(['--rbind', dir, target]);
+    done.push(target);
+  }
+  for (const m of carried) {
+    const target = path.join(root, m.mountPoint);
+    try {
+      await ensureTarget(m.mountPoint, target);
+      await mountCmd(['--bind', m.mountPoint, target]);
+      if (m.options.includes('ro')) await mountCmd(['-o', 'remount,bind,ro', target]);
+      done.push(target);
+    } catch (err) {
+      throw new BootfsError(`cannot carry ${m.mountPoint} into the app's root: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return done;
+}
