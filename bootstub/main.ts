@@ -6,7 +6,9 @@
  * /bootfs/boot.json and BOOTFS_* variables. Small on purpose: no CLI framework, no server.
  */
 import { BootfsError } from '../src/errors.js';
-import { boot } from '../src/boot/stub.js';
+import { boot, closeInheritedFds } from '../src/boot/stub.js';
+
+closeInheritedFds();
 
 const verbose = process.env.BOOTFS_VERBOSE === '1';
 try {

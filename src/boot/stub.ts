@@ -6,7 +6,7 @@
  * becomes ours (128 + n for a signal); everything is unmounted on the way out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
@@ -70,6 +70,37 @@ export function appEnv(env: NodeJS.ProcessEnv, home: string | undefined): Record
   return out;
 }
 
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Close file descriptors the stub inherited from the runtime (anything above stderr without
+ * O_CLOEXEC: Node opens all of its own with it), so the app starts with only stdin, stdout and
+ * stderr, as it would under the runtime directly. Call it first thing.
+ */
+export function closeInheritedFds(): number[] {
+  const closed: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return closed;
+  }
+  for (const name of fds) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) {
+        closeSync(fd);
+        closed.push(fd);
+      }
+    } catch {
+      /* gone meanwhile (the directory listing's own fd) */
+    }
+  }
+  return closed;
+}
+
 /** Host PIDs of the direct children of `pid` (unshare --fork's child is the app, PID 1 inside). */
 function childrenOf(pid: number): number[] {
   try {
@@ -110,6 +141,13 @@ export async function boot(o: BootOptions): Promise<number> {
     log: (m) => process.stderr.write(`bootfs: ${m}\n`),
   });
   step(`mounted ${config.index} at ${lower}`);
+  try {
+    await mount.probe();
+  } catch (err) {
+    await mount.close();
+    throw err;
+  }
+  step('store reachable');
   const mounted: string[] = [];
   let app: ChildProcess | undefined;
   try {

@@ -5,6 +5,7 @@
  * deadline); a read that cannot be served gets EIO and the mount stays up.
  */
 import type { Server } from 'node:http';
+import { BootfsError } from '../errors.js';
 import { BootfsIndex } from '../index/bootfs-reader.js';
 import { FuseSession } from '../fuse/session.js';
 import { IndexFs } from '../fuse/index-fs.js';
@@ -80,6 +81,21 @@ export class Mount {
     if (cfg.metricsAddr) mount.parts.metrics = await serveMetrics(cfg.metricsAddr, () => mount.stats());
     if (cfg.statsFile) mount.parts.statsFile = statsFileWriter(cfg.statsFile, () => mount.stats());
     return mount;
+  }
+
+  /**
+   * Fetch the first chunk of the data stream through the whole read path: proves the stores (or
+   * the cache) answer before anything depends on them. Rejects with the store's error after its
+   * retries, naming the stores.
+   */
+  async probe(): Promise<void> {
+    const { reader, router } = this.parts;
+    if (reader.table.count === 0) return;
+    try {
+      await reader.chunk(0);
+    } catch (err) {
+      throw new BootfsError(`cannot fetch chunks from ${router.location}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** A consistent snapshot of every counter. */
