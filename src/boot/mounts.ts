@@ -5,7 +5,7 @@
  * image), so each of those is bind-mounted to the same place there.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { BootfsError } from '../errors.js';
 
@@ -80,6 +80,36 @@ export function mountCmd(args: string[]): Promise<void> {
   });
 }
 
+/**
+ * `p` (absolute, inside the new root) with every symlink resolved the way the kernel would
+ * inside a chroot at `root`: absolute targets restart at `root`, `..` never leaves it. mount(8)
+ * follows symlinks in the host's view, so a link in the image such as /etc/hosts → /bootfs/x
+ * would otherwise put the runtime's file over the stub's own paths.
+ */
+export async function resolveInRoot(root: string, p: string): Promise<string> {
+  let pending = p.split('/').filter((c) => c !== '' && c !== '.');
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const name = pending.shift()!;
+    if (name === '..') {
+      done.pop();
+      continue;
+    }
+    const here = path.join(root, ...done, name);
+    const st = await lstat(here).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++links > 40) throw new BootfsError(`${p}: too many levels of symbolic links in the image`);
+      const target = await readlink(here);
+      if (target.startsWith('/')) done.length = 0;
+      pending = [...target.split('/').filter((c) => c !== '' && c !== '.'), ...pending];
+      continue;
+    }
+    done.push(name);
+  }
+  return path.join(root, ...done);
+}
+
 /** Create `target` inside the new root as the same kind (directory or file) as `source`. */
 async function ensureTarget(source: string, target: string): Promise<void> {
   const st = await stat(source);
@@ -99,14 +129,15 @@ async function ensureTarget(source: string, target: string): Promise<void> {
 export async function carryMounts(root: string, carried: MountInfo[]): Promise<string[]> {
   const done: string[] = [];
   for (const dir of ['/dev', '/sys']) {
-    const target = path.join(root, dir);
+    const target = await resolveInRoot(root, dir);
     await mkdir(target, { recursive: true });
     await mountCmd(['--rbind', dir, target]);
     done.push(target);
   }
   for (const m of carried) {
-    const target = path.join(root, m.mountPoint);
+    let target = path.join(root, m.mountPoint);
     try {
+      target = await resolveInRoot(root, m.mountPoint);
       await ensureTarget(m.mountPoint, target);
       await mountCmd(['--bind', m.mountPoint, target]);
       if (m.options.includes('ro')) await mountCmd(['-o', 'remount,bind,ro', target]);

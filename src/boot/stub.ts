@@ -18,7 +18,7 @@ import { Mount } from '../mount/mount.js';
 import { openStore, untilDeadline } from '../store/location.js';
 import type { ChunkStore } from '../store/types.js';
 import { BOOT_CONFIG_PATH, BOOT_DIR, bootSettings, parseBootConfig, type BootConfig } from './config.js';
-import { carryMounts, mountCmd, mountsToCarry, parseMountInfo } from './mounts.js';
+import { carryMounts, mountCmd, mountsToCarry, parseMountInfo, resolveInRoot } from './mounts.js';
 import { resolveUser } from './user.js';
 import { parseDuration } from '../util/duration.js';
 
@@ -165,11 +165,15 @@ export async function boot(o: BootOptions): Promise<number> {
 
     const user = await resolveUser(root, config.app.user);
     const wd = config.app.workingDir || '/';
-    await mkdir(path.join(root, wd), { recursive: true });
+    await mkdir(await resolveInRoot(root, wd), { recursive: true });
     const env = appEnv(o.env, user.home);
-    const unshareArgs = ['--pid', '--fork', '--kill-child', '--mount-proc', `--root=${root}`, `--wd=${wd}`];
-    if (user.uid !== 0 || user.gid !== 0) unshareArgs.push('--setgid', String(user.gid), '--setuid', String(user.uid));
-    app = spawn('unshare', [...unshareArgs, '--', ...argv], { env, stdio: 'inherit' });
+    const unshareArgs = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', `--root=${root}`, `--wd=${wd}`];
+    if (user.uid !== 0) unshareArgs.push('--setuid', String(user.uid));
+    // Groups first, with setpriv (unshare --setgid would clear the supplementary ones); unshare,
+    // still uid 0, then makes the namespaces, chroots and switches the uid last.
+    const groups = user.groups.length > 0 ? ['--groups', user.groups.join(',')] : ['--clear-groups'];
+    const launcher = user.uid !== 0 || user.gid !== 0 || user.groups.length > 0 ? ['setpriv', `--regid=${user.gid}`, ...groups, '--', ...unshareArgs] : unshareArgs;
+    app = spawn(launcher[0]!, [...launcher.slice(1), '--', ...argv], { env, stdio: 'inherit' });
     const child = app;
     const forward = (sig: NodeJS.Signals): void => {
       // unshare --fork does not pass signals on: signal the app (PID 1 of its namespace) itself.

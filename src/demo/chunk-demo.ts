@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeCaibxFile } from '../index/caibx.js';
 import { extractBlob, fileSink } from '../ops/extract.js';
@@ -37,6 +37,8 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 export async function runChunkDemo(dir: string, log: (line: string) => void, sizeMiB = 48, sharedPool?: ChunkPool): Promise<ChunkDemoResult> {
   await mkdir(dir, { recursive: true });
   const storeDir = path.join(dir, 'store');
+  // A fresh store on every run (also in a reused --dir), so "new chunks" tells the story.
+  await rm(storeDir, { recursive: true, force: true });
   const store = await LocalStore.open(storeDir, { create: true });
   const pool = sharedPool ?? new ChunkPool();
   try {

@@ -3,7 +3,7 @@
  * data) in two versions, converted into one store; the index is browsed and unpacked.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { convertImage } from '../converter/convert.js';
 import { BootfsIndex } from '../index/bootfs-reader.js';
@@ -51,6 +51,9 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 export async function runConvertDemo(dir: string, store: LocalStore, pool: ChunkPool, log: (line: string) => void): Promise<ConvertDemoResult> {
   const v1 = path.join(dir, 'rootfs-v1');
   const v2 = path.join(dir, 'rootfs-v2');
+  const out = path.join(dir, 'unpacked-v2');
+  // Made afresh on every run (also in a reused --dir): unpack wants a new or empty directory.
+  for (const d of [v1, v2, out]) await rm(d, { recursive: true, force: true });
   await writeSampleRootfs(v1, 1);
   await writeSampleRootfs(v2, 2);
   const c1 = await convertImage(parseImageRef(`dir:${v1}`), { store, pool });
@@ -67,7 +70,6 @@ export async function runConvertDemo(dir: string, store: LocalStore, pool: Chunk
   for await (const p of readRange(index.table, store, offset, size)) parts.push(p);
   log(`bootfs cat app-v2.bootfs /etc/current.conf (a symlink; fetches one chunk): ${JSON.stringify(Buffer.concat(parts).toString().split('\n')[1])}`);
 
-  const out = path.join(dir, 'unpacked-v2');
   await unpackIndex(index, store, out, { pool, owners: false });
   let unpackedOk = true;
   for (const rel of ['usr/lib/app/lib3.so', 'usr/share/app/data/model-5.bin', 'etc/app.conf', 'usr/share/app/CHANGES']) {

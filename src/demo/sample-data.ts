@@ -3,6 +3,7 @@
  * like a disk image (text, binary and zero runs), plus a "next version" with edits and an insertion
  * that shifts every later byte — the case where content-defined chunking beats fixed blocks.
  */
+import { createCipheriv } from 'node:crypto';
 
 /** xorshift32: a tiny deterministic PRNG so the sample is the same on every machine. */
 function* xorshift(seed: number): Generator<number> {
@@ -51,4 +52,14 @@ export function nextVersion(v1: Buffer, seed = 2): Buffer {
   // Patch a few places: changed configuration values.
   for (const frac of [0.5, 0.75, 0.9]) v2.write('PATCHED', Math.floor(v2.length * frac));
   return v2;
+}
+
+/**
+ * `size` pseudo-random bytes from `seed` (an AES-128-CTR keystream: deterministic, fast, and as
+ * incompressible as real model weights are nearly so).
+ */
+export function pseudoRandomBytes(size: number, seed = 1): Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32BE(seed >>> 0, 0);
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(size));
 }

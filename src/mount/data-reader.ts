@@ -81,6 +81,11 @@ export class DataReader {
     return out;
   }
 
+  /** Resolves when no chunk fetch is under way (their results or errors are dropped). */
+  async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
+  }
+
   /** Forget a stream's sequential state (e.g. on close). */
   endStream(stream: number): void {
     this.streams.delete(stream);

@@ -126,6 +126,10 @@ export class Mount {
   /** Unmount and release everything. */
   async close(): Promise<void> {
     await this.session.close();
+    // Reads the kernel started (readahead) may still be fetching: let them finish before their
+    // stores and cache go away, so nothing reports a closed store.
+    // Bounded: a store that hangs must not hold up the exit beyond a moment.
+    await Promise.race([this.parts.reader.settle(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
     await this.parts.statsFile?.stop();
     this.parts.metrics?.close();
     await this.parts.cache?.close();

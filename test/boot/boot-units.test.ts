@@ -1,9 +1,9 @@
 /** The boot stub's pure parts: boot config, USER resolution, which runtime mounts are carried, argv and env. */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootSettings, formatBootConfig, parseBootConfig, type BootConfig } from '../../src/boot/config.js';
-import { mountsToCarry, parseMountInfo } from '../../src/boot/mounts.js';
+import { mountsToCarry, parseMountInfo, resolveInRoot } from '../../src/boot/mounts.js';
 import { appArgv, appEnv } from '../../src/boot/stub.js';
 import { resolveUser } from '../../src/boot/user.js';
 import { removeTree, tmpDir } from '../helpers/tools.js';
@@ -115,5 +115,26 @@ describe('runtime mounts carried into the app root', () => {
       ['/etc/my app', '/vols/conf'],
       ['/data', '/vols/data2'],
     ]);
+  });
+});
+
+describe('mount targets resolved inside the new root', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await tmpDir('bootfs-root-');
+    await mkdir(path.join(root, 'etc'), { recursive: true });
+    await mkdir(path.join(root, 'real'), { recursive: true });
+    await symlink('/run/elsewhere/hosts', path.join(root, 'etc/hosts'));
+    await symlink('../../../../real', path.join(root, 'up'));
+    await symlink('loop2', path.join(root, 'loop1'));
+    await symlink('loop1', path.join(root, 'loop2'));
+  });
+  afterAll(async () => removeTree(root));
+
+  it('follows links as a chroot would: absolute targets restart at the root, .. stops there', async () => {
+    expect(await resolveInRoot(root, '/etc/hosts')).toBe(path.join(root, 'run/elsewhere/hosts'));
+    expect(await resolveInRoot(root, '/up/x')).toBe(path.join(root, 'real/x'));
+    expect(await resolveInRoot(root, '/../../etc/./resolv.conf')).toBe(path.join(root, 'etc/resolv.conf'));
+    await expect(resolveInRoot(root, '/loop1/x')).rejects.toThrow(/too many levels/);
   });
 });

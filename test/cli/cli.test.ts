@@ -276,7 +276,7 @@ describe('bootfs store verify / prune / stats', () => {
 describe('bootfs demo', () => {
   it('runs both parts on built-in data and reports success in JSON', async () => {
     const demoDir = path.join(dir, 'demo');
-    const r = await bootfs(['demo', '--dir', demoDir, '--size', '4', '--json']);
+    const r = await bootfs(['demo', '--dir', demoDir, '--size', '4', '--boot', 'none', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.extractedOk).toBe(true);
