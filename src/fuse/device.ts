@@ -186,10 +186,6 @@ export class FuseDevice {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
 /** Run mount(8) with /dev/fuse as its fd 3. */
 function runMount(args: string[], fuseFd: number): Promise<void> {
   return new Promise((resolve, reject) => {
