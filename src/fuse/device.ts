@@ -11,7 +11,9 @@
  * exiting, which is why every way out goes through `close()` (unmount, then wake the reader).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BootfsError, errnoCode } from '../errors.js';
 
@@ -131,16 +133,32 @@ export class FuseDevice {
 
   /**
    * Set the mount's readahead (its backing device info is bdi 0:<connection>). Call it after INIT
-   * has been answered: the kernel lowers the value to the INIT reply's max_readahead then. Best
-   * effort: /sys may be read-only in a container.
+   * has been answered: the kernel lowers the value to the INIT reply's max_readahead then. Where
+   * /sys is read-only (containers), a private sysfs mount is made for the write and removed again.
+   * Best effort: false when neither works.
    */
-  setReadahead(kb: number): boolean {
+  async setReadahead(kb: number): Promise<boolean> {
     if (this.connection === undefined) return false;
+    const rel = `class/bdi/0:${this.connection}/read_ahead_kb`;
     try {
-      writeFileSync(`/sys/class/bdi/0:${this.connection}/read_ahead_kb`, String(kb));
+      writeFileSync(`/sys/${rel}`, String(kb));
       return true;
     } catch {
-      return false;
+      /* read-only /sys: try a private sysfs mount */
+    }
+    const dir = mkdtempSync(path.join(tmpdir(), 'bootfs-sysfs-'));
+    try {
+      if ((await runTool('mount', ['-t', 'sysfs', 'sysfs', dir])) !== 0) return false;
+      try {
+        writeFileSync(path.join(dir, rel), String(kb));
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await runTool('umount', [dir]);
+      }
+    } finally {
+      rmdirSync(dir);
     }
   }
 
@@ -246,4 +264,13 @@ export function abortConnection(id: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Run a tool quietly; its exit status (-1 when it cannot start). */
+function runTool(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'ignore' });
+    child.on('error', () => resolve(-1));
+    child.on('exit', (code) => resolve(code ?? -1));
+  });
 }

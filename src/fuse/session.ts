@@ -69,7 +69,7 @@ export class FuseSession {
       s.initDone();
     });
     await s.ready;
-    s.device.setReadahead(opts.readaheadKb ?? 4096);
+    await s.device.setReadahead(opts.readaheadKb ?? 4096);
     return s;
   }
 
