@@ -95,11 +95,13 @@ export interface BootSettings {
   timeout?: string;
   /** Directory for the writable layer (default: a tmpfs). */
   upperDir?: string;
+  /** The kernel's readahead for the FUSE mount, KiB (default: the kernel's 128). */
+  kernelReadaheadKb?: string;
 }
 
 /**
  * Apply overrides: BOOTFS_STORE (one location, or several separated by spaces or commas),
- * BOOTFS_CACHE, BOOTFS_CACHE_MAX_SIZE, BOOTFS_TIMEOUT, BOOTFS_UPPER.
+ * BOOTFS_CACHE, BOOTFS_CACHE_MAX_SIZE, BOOTFS_TIMEOUT, BOOTFS_UPPER, BOOTFS_KERNEL_READAHEAD (KiB).
  */
 export function bootSettings(c: BootConfig, env: NodeJS.ProcessEnv): BootSettings {
   const stores = env.BOOTFS_STORE?.trim() ? env.BOOTFS_STORE.trim().split(/[\s,]+/) : c.stores;
@@ -107,5 +109,6 @@ export function bootSettings(c: BootConfig, env: NodeJS.ProcessEnv): BootSetting
   if (env.BOOTFS_CACHE_MAX_SIZE?.trim()) s.cacheMaxSize = env.BOOTFS_CACHE_MAX_SIZE.trim();
   if (env.BOOTFS_TIMEOUT?.trim()) s.timeout = env.BOOTFS_TIMEOUT.trim();
   if (env.BOOTFS_UPPER?.trim()) s.upperDir = env.BOOTFS_UPPER.trim();
+  if (env.BOOTFS_KERNEL_READAHEAD?.trim()) s.kernelReadaheadKb = env.BOOTFS_KERNEL_READAHEAD.trim();
   return s;
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BootfsError } from '../errors.js';
 import type { OpenedImage } from '../oci/types.js';
+import type { RegistryOptions } from '../registry/options.js';
 import { writeTarLayer } from '../oci/tar-write.js';
 import { layerFromBlob, layerFromImage, writeImage, type WriteLayer } from '../oci/write.js';
 import type { ImageConfig } from '../tree/types.js';
@@ -16,7 +17,7 @@ import { BOOT_CONFIG_PATH, BOOT_CONFIG_VERSION, BOOT_DIR, BOOT_INDEX_PATH, forma
 import { runtimeEntries, STUB_MAIN, STUB_NODE } from './runtime-layer.js';
 
 export interface BootImageOptions {
-  /** Where to write: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]. */
+  /** Where to write: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]. */
   dest: string;
   /** The opened base image (its layers are copied unchanged). */
   base: OpenedImage;
@@ -30,6 +31,8 @@ export interface BootImageOptions {
   /** Source reference and digests, recorded in the boot config and as labels. */
   source: { reference: string; manifestDigest?: string };
   tmpDir?: string;
+  /** docker:// destinations: registry credentials, TLS and retry settings. */
+  registry?: RegistryOptions;
 }
 
 export const LABEL_PREFIX = 'org.bootfs';
@@ -97,7 +100,7 @@ export async function writeBootImage(o: BootImageOptions): Promise<{ manifestDig
         { created_by: `bootfs convert ${o.source.reference}`, comment: 'bootfs index and boot config' },
       ],
     };
-    const written = await writeImage(o.dest, { layers: [...baseLayers, layerFromBlob(runtime), layerFromBlob(indexLayer)], config });
+    const written = await writeImage(o.dest, { layers: [...baseLayers, layerFromBlob(runtime), layerFromBlob(indexLayer)], config }, o.registry ? { registry: o.registry } : {});
     return { ...written, runtimeLayer: runtime.digest, indexLayer: indexLayer.digest };
   } finally {
     await rm(tmp, { recursive: true, force: true });

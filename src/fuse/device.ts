@@ -32,8 +32,8 @@ export interface MountOptions {
   /** Largest read request the kernel sends, bytes. */
   maxRead?: number;
   /**
-   * The kernel's readahead for this mount, KiB (default 4096). The kernel starts FUSE mounts at
-   * 128 KiB, which keeps only about two reads in flight: too few to hide a chunk fetch.
+   * The kernel's readahead for this mount, KiB (default: the kernel's 128). More keeps more reads
+   * in flight for sequential readers, at the price of fetching more than a reader needs.
    */
   readaheadKb?: number;
 }

@@ -69,7 +69,7 @@ export class FuseSession {
       s.initDone();
     });
     await s.ready;
-    await s.device.setReadahead(opts.readaheadKb ?? 4096);
+    if (opts.readaheadKb !== undefined) await s.device.setReadahead(opts.readaheadKb);
     return s;
   }
 

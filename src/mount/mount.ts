@@ -27,6 +27,8 @@ export interface MountConfig {
   /** In-memory chunk cache, bytes. */
   memoryBytes?: number;
   readaheadChunks?: number;
+  /** The kernel's readahead for the mount, KiB (default: the kernel's, 128). */
+  kernelReadaheadKb?: number;
   /** `[HOST:]PORT` for /metrics and /stats. */
   metricsAddr?: string;
   statsFile?: string;
@@ -73,6 +75,7 @@ export class Mount {
     const fs = new IndexFs(cfg.index, reader);
     const session = await FuseSession.mount(fs, cfg.mountpoint, {
       allowOther: !!cfg.allowOther,
+      ...(cfg.kernelReadaheadKb !== undefined ? { readaheadKb: cfg.kernelReadaheadKb } : {}),
       fsname: 'bootfs',
       onRequest: (op, errno, _ms, bytes) => requests.record(op, errno, bytes),
       onError: (op, err) => log(`${op}: ${(err as Error).message} (answered EIO)`),

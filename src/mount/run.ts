@@ -22,6 +22,7 @@ export interface RunMountOptions {
   allowOther: boolean;
   memoryBytes: number;
   readaheadChunks: number;
+  kernelReadaheadKb: number;
   timeoutMs: number;
   metricsAddr?: string;
   statsFile?: string;
@@ -53,6 +54,7 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
     allowOther: o.allowOther,
     memoryBytes: o.memoryBytes,
     readaheadChunks: o.readaheadChunks,
+    kernelReadaheadKb: o.kernelReadaheadKb,
     ...(o.metricsAddr ? { metricsAddr: o.metricsAddr } : {}),
     ...(o.statsFile ? { statsFile: o.statsFile } : {}),
     log,

@@ -11,6 +11,7 @@ interface MountFlags {
   allowOther?: boolean;
   memory: number;
   readahead: number;
+  kernelReadahead: number;
   timeout: number;
   metrics?: string;
   statsFile?: string;
@@ -43,6 +44,7 @@ export function registerMount(program: Command): void {
     .option('--allow-other', 'let other users (and containers) read the mount (FUSE allow_other)')
     .addOption(new Option('--memory <size>', 'in-memory chunk cache').default(64 * 1024 * 1024, '64M').argParser((v) => parseSize(v, '--memory')))
     .addOption(new Option('--readahead <chunks>', 'chunks fetched ahead of a sequential reader (0 = off)').default(16).argParser((v) => intArg(v, '--readahead')))
+    .addOption(new Option('--kernel-readahead <KiB>', "the kernel's readahead for the mount: more helps big sequential reads, less fetches less for scattered ones (kernel default 128)").default(4096).argParser((v) => intArg(v, '--kernel-readahead')))
     .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before a read gets EIO (retried with back-off meanwhile)').default(30_000, '30s').argParser((v) => parseDuration(v)))
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at /metrics and JSON at /stats')
     .option('--stats-file <file>', 'write the counters as JSON to this file every second and at exit')
@@ -70,6 +72,7 @@ export function registerMount(program: Command): void {
         allowOther: !!flags.allowOther,
         memoryBytes: flags.memory,
         readaheadChunks: flags.readahead,
+        kernelReadaheadKb: flags.kernelReadahead,
         timeoutMs: flags.timeout,
         ...(flags.metrics ? { metricsAddr: flags.metrics } : {}),
         ...(flags.statsFile ? { statsFile: flags.statsFile } : {}),
