@@ -14,6 +14,7 @@ import { encodeBootfsIndex } from '../index/bootfs-builder.js';
 import { makeBlobIndex } from '../ops/make.js';
 import { openImage, type ImageRef, type Platform } from '../oci/index.js';
 import { ChunkPool } from '../pool/chunk-pool.js';
+import type { RegistryOptions } from '../registry/options.js';
 import type { WriteStore } from '../store/types.js';
 import { dataOrder, walkSorted } from '../tree/walk.js';
 import type { FsNode, ImageConfig } from '../tree/types.js';
@@ -32,6 +33,8 @@ export interface ConvertOptions {
   store?: WriteStore;
   sizes?: ChunkSizes;
   platform?: Platform;
+  /** docker:// sources: registry credentials, TLS and retry settings. */
+  registry?: RegistryOptions;
   /** Parent directory of the spool (default os.tmpdir()); needs room for the image's file data. */
   tmpDir?: string;
   pool?: ChunkPool;
@@ -70,7 +73,7 @@ export interface ConvertResult {
 /** Convert `ref` into chunks in `opts.store` and return the bootfs index describing it. */
 export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
-  const image = await openImage(ref, opts.platform ? { platform: opts.platform } : {});
+  const image = await openImage(ref, { ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.registry ? { registry: opts.registry } : {}) });
   const pool = opts.pool ?? new ChunkPool();
   let spool: Spool | undefined;
   try {

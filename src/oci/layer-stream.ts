@@ -10,7 +10,13 @@ import { DecompressStream } from 'zstd-napi';
 import { BootfsError } from '../errors.js';
 import { ImageFormatError } from './errors.js';
 import { readRange } from './read.js';
+import type { BlobLocation, RemoteBlob } from './source.js';
 import type { ResolvedLayer } from './types.js';
+
+/** The stored bytes of a layer: a file range, or a registry stream. */
+function readStored(loc: BlobLocation | RemoteBlob, what: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  return 'open' in loc ? loc.open(signal) : readRange(loc, what, signal);
+}
 
 function decompressor(c: 'gzip' | 'zstd'): Transform {
   return c === 'gzip' ? createGunzip() : new DecompressStream();
@@ -19,7 +25,7 @@ function decompressor(c: 'gzip' | 'zstd'): Transform {
 /** Digest of the stored bytes, read again from the start (used only to explain a failure). */
 async function storedDigest(layer: ResolvedLayer, what: string, signal?: AbortSignal): Promise<string> {
   const h = createHash('sha256');
-  for await (const b of readRange(layer.location, what, signal)) h.update(b);
+  for await (const b of readStored(layer.location, what, signal)) h.update(b);
   return `sha256:${h.digest('hex')}`;
 }
 
@@ -32,7 +38,7 @@ export async function* layerStream(layer: ResolvedLayer, image: string, signal?:
   const stored = createHash('sha256');
 
   if (layer.compression === 'none') {
-    for await (const b of readRange(layer.location, what, signal)) {
+    for await (const b of readStored(layer.location, what, signal)) {
       stored.update(b);
       yield b;
     }
@@ -42,8 +48,8 @@ export async function* layerStream(layer: ResolvedLayer, image: string, signal?:
     return;
   }
 
-  async function* source(): AsyncGenerator<Buffer> {
-    for await (const b of readRange(layer.location, what, signal)) {
+  async function* source(): AsyncGenerator<Uint8Array> {
+    for await (const b of readStored(layer.location, what, signal)) {
       stored.update(b);
       yield b;
     }
@@ -84,7 +90,7 @@ export async function* storedLayerStream(layer: ResolvedLayer, image: string, si
   }
   const what = `layer ${layer.digest} of ${image}`;
   const stored = createHash('sha256');
-  for await (const b of readRange(layer.location, what, signal)) {
+  for await (const b of readStored(layer.location, what, signal)) {
     stored.update(b);
     yield b;
   }

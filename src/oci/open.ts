@@ -2,6 +2,7 @@
  * openImage: resolve a reference through its transport, then hand out verified layer streams.
  */
 import { BootfsError, UsageError } from '../errors.js';
+import type { RegistryOptions } from '../registry/options.js';
 import type { ImageConfig } from '../tree/types.js';
 import { digestProblem } from './digest.js';
 import { resolveDockerArchive } from './docker-archive.js';
@@ -17,11 +18,13 @@ import type { LayerInfo, OpenedImage, ResolvedImage } from './types.js';
 export interface OpenImageOptions {
   /** Platform to select from image indexes (default: hostPlatform()). When given, a single-platform image must match it. */
   platform?: Platform;
+  /** docker:// sources: credentials, TLS and retry settings of the registry client. */
+  registry?: RegistryOptions;
 }
 
 /** Reject references that parseImageRef would not have produced (callers may build them by hand). */
 function checkRef(ref: ImageRef): void {
-  if (!['oci', 'oci-archive', 'docker-archive', 'dir'].includes(ref.transport)) throw new UsageError(`unknown transport ${String(ref.transport)}`);
+  if (!['oci', 'oci-archive', 'docker-archive', 'dir', 'docker'].includes(ref.transport)) throw new UsageError(`unknown transport ${String(ref.transport)}`);
   if (typeof ref.path !== 'string' || ref.path === '') throw new UsageError(`${ref.transport}: reference without a path`);
   if (ref.digest !== undefined) {
     const problem = digestProblem(ref.digest);
@@ -62,7 +65,11 @@ export async function openImage(ref: ImageRef, opts: OpenImageOptions = {}): Pro
   let resolved: ResolvedImage;
   if (ref.transport === 'oci') resolved = await resolveOciLayout(await DirSource.open(ref.path, reference), ref, o);
   else if (ref.transport === 'oci-archive') resolved = await resolveOciLayout(await TarSource.open(ref.path, reference), ref, o);
-  else resolved = await resolveDockerArchive(await TarSource.open(ref.path, reference), ref, o);
+  else if (ref.transport === 'docker') {
+    // Loaded on use: the registry client (undici, auth) is not needed for local images.
+    const { resolveRegistryImage } = await import('./docker-registry.js');
+    resolved = await resolveRegistryImage(ref, o, opts.registry);
+  } else resolved = await resolveDockerArchive(await TarSource.open(ref.path, reference), ref, o);
   return openedImage(reference, resolved);
 }
 
@@ -108,7 +115,9 @@ function openedImage(reference: string, r: ResolvedImage): OpenedImage {
     },
     rawConfig: r.rawConfig,
     close: async () => {
+      if (closed) return;
       closed = true;
+      await r.close?.();
     },
   };
 }

@@ -5,29 +5,31 @@
  * As in containers/image, the path ends at the first ':' (so oci, oci-archive and docker-archive
  * paths cannot contain one); everything after it is the tag (a ref.name annotation for OCI layouts,
  * a RepoTag for docker archives). OCI layouts also take `@sha256:<hex>` at the end. `dir:` takes the
- * whole rest as the path.
+ * whole rest as the path. `docker://HOST[:PORT]/REPO[:TAG][@DIGEST]` names an image in a registry
+ * (path = `HOST[:PORT]/REPO`, docker's short names normalised; no tag and no digest means `latest`).
  */
 import { UsageError } from '../errors.js';
+import { formatRegistryReference, parseRegistryReference } from '../registry/reference.js';
 import { digestProblem, short } from './digest.js';
 
 /** The transports this version reads. */
-export type Transport = 'oci' | 'oci-archive' | 'docker-archive' | 'dir';
+export type Transport = 'oci' | 'oci-archive' | 'docker-archive' | 'dir' | 'docker';
 
 /** A parsed image reference. */
 export interface ImageRef {
   transport: Transport;
+  /** docker: `registry/repository` (e.g. `127.0.0.1:5000/team/app`, `docker.io/library/alpine`). */
   path: string;
-  /** oci/oci-archive: the `org.opencontainers.image.ref.name`; docker-archive: a RepoTag. */
+  /** oci/oci-archive: the `org.opencontainers.image.ref.name`; docker-archive: a RepoTag; docker: the tag. */
   tag?: string;
-  /** oci/oci-archive: the digest of the manifest or index to use. */
+  /** oci/oci-archive/docker: the digest of the manifest or index to use. */
   digest?: string;
 }
 
-const TRANSPORTS: readonly Transport[] = ['oci', 'oci-archive', 'docker-archive', 'dir'];
+const TRANSPORTS: readonly Transport[] = ['oci', 'oci-archive', 'docker-archive', 'dir', 'docker'];
 
 /** Other skopeo transports, refused with a hint. */
 const LATER: Readonly<Record<string, string>> = {
-  docker: 'registries come with a later version',
   'docker-daemon': 'reading from a Docker daemon is not supported',
   'containers-storage': 'reading from containers-storage (podman, buildah) is not supported',
   ostree: 'ostree is not supported',
@@ -35,7 +37,7 @@ const LATER: Readonly<Record<string, string>> = {
   tarball: 'the tarball transport is not supported',
 };
 
-const EXAMPLES = 'oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or dir:ROOTFS';
+const EXAMPLES = 'oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or dir:ROOTFS';
 
 /** The OCI ref.name grammar (image-spec annotations.md). */
 const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]+)*$/;
@@ -68,6 +70,12 @@ export function parseImageRef(text: string): ImageRef {
     if (rest === '') throw new UsageError(`'${text}': the directory is missing (dir:ROOTFS)`);
     return { transport: 'dir', path: rest };
   }
+  if (name === 'docker') {
+    if (!rest.startsWith('//')) throw new UsageError(`'${short(text)}': write docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`);
+    const r = parseRegistryReference(rest.slice(2));
+    const tag = r.tag ?? (r.digest === undefined ? 'latest' : undefined);
+    return { transport: 'docker', path: `${r.registry}/${r.repository}`, ...(tag !== undefined ? { tag } : {}), ...(r.digest !== undefined ? { digest: r.digest } : {}) };
+  }
 
   let body = rest;
   let digest: string | undefined;
@@ -97,6 +105,10 @@ export function parseImageRef(text: string): ImageRef {
 /** The canonical text of a reference (parseImageRef(formatImageRef(r)) gives r back). */
 export function formatImageRef(ref: ImageRef): string {
   if (ref.transport === 'dir') return `dir:${ref.path}`;
+  if (ref.transport === 'docker') {
+    const slash = ref.path.indexOf('/');
+    return `docker://${formatRegistryReference({ registry: ref.path.slice(0, slash), repository: ref.path.slice(slash + 1), ...(ref.tag ? { tag: ref.tag } : {}), ...(ref.digest ? { digest: ref.digest } : {}) })}`;
+  }
   if (ref.path.includes(':')) {
     throw new UsageError(`${ref.transport} path '${short(ref.path)}' contains ':', which the ${ref.transport}: syntax cannot express; use a path without ':' (e.g. a symlink)`);
   }

@@ -17,6 +17,17 @@ export interface BlobLocation {
   size: number;
 }
 
+/**
+ * A blob fetched over the network (a registry layer): its exact size and its stored bytes as a
+ * stream. Layer streams hash and check it as they do a BlobLocation.
+ */
+export interface RemoteBlob {
+  size: number;
+  /** Where it comes from, for messages (`registry/repo`). */
+  remote: string;
+  open(signal?: AbortSignal): AsyncIterable<Uint8Array>;
+}
+
 /** A set of named files: a directory or an archive. */
 export interface FileSource {
   /** Locate a file by relative path (already validated by the caller); undefined when absent. */

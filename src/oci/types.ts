@@ -3,7 +3,7 @@ import type { ImageConfig } from '../tree/types.js';
 import type { Compression } from './media-types.js';
 import type { Platform } from './platform.js';
 import type { ParsedConfig } from './schema.js';
-import type { BlobLocation } from './source.js';
+import type { BlobLocation, RemoteBlob } from './source.js';
 
 /** One layer of an image, bottom to top. */
 export interface LayerInfo {
@@ -60,7 +60,8 @@ export interface OpenedImage {
 
 /** A layer as a transport resolved it: its info plus where its bytes are. */
 export interface ResolvedLayer extends LayerInfo {
-  location: BlobLocation;
+  /** A byte range of a local file, or a registry blob. */
+  location: BlobLocation | RemoteBlob;
   /** Whether the stored bytes must hash to `digest` (false only when no stored digest is known). */
   verifyDigest: boolean;
 }
@@ -74,4 +75,6 @@ export interface ResolvedImage {
   /** The config document as parsed from JSON (an object: parseConfig checked). */
   rawConfig: Record<string, unknown>;
   layers: ResolvedLayer[];
+  /** Releases what the transport holds open (a registry connection); called by OpenedImage.close. */
+  close?: () => Promise<void>;
 }

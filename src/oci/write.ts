@@ -1,7 +1,7 @@
 /**
- * Writing images: an OCI layout directory (`oci:DIR[:TAG]`), a tar of one (`oci-archive:FILE[:TAG]`)
- * or a `docker save` archive (`docker-archive:FILE[:REF]`), from layers given as digest, size,
- * diff_id and a byte stream, and a config JSON.
+ * Writing images: an OCI layout directory (`oci:DIR[:TAG]`), a tar of one (`oci-archive:FILE[:TAG]`),
+ * a `docker save` archive (`docker-archive:FILE[:REF]`) or a registry (`docker://HOST/REPO[:TAG]`,
+ * see docker-push.ts), from layers given as digest, size, diff_id and a byte stream, and a config JSON.
  *
  * - Every layer is hashed while it is copied: its length, digest and (decompressing alongside)
  *   diff_id must be what the spec says, or the write fails naming the layer and leaves nothing.
@@ -26,6 +26,7 @@ import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { BootfsError, errnoCode, IoError, UsageError } from '../errors.js';
+import type { RegistryOptions } from '../registry/options.js';
 import { writeFileAtomic } from '../util/files.js';
 import { blobPath, digestProblem, sha256Digest, short } from './digest.js';
 import { ImageFormatError } from './errors.js';
@@ -44,6 +45,7 @@ import {
 import { MAX_DOCUMENT_SIZE, readDocument, readRange } from './read.js';
 import { formatImageRef, parseImageRef } from './ref.js';
 import { MAX_LAYERS, parseConfig, parseIndex, REF_NAME_ANNOTATION } from './schema.js';
+import type { PushStats } from './docker-push.js';
 import { TAR_END, tarHeader, tarPadding, type LayerBlob } from './tar-write.js';
 import type { OpenedImage } from './types.js';
 
@@ -57,8 +59,10 @@ export interface WriteLayer {
   size: number;
   /** sha256 of the uncompressed tar. */
   diffId: string;
-  /** The stored (compressed) bytes; opened once per write, verified while copied. */
+  /** The stored (compressed) bytes; opened once per write (again when an upload restarts), verified while copied. */
   open(): AsyncIterable<Uint8Array>;
+  /** `host[:port]/repo` holding the same blob (a docker:// source): a push to that registry mounts it instead of uploading. */
+  from?: string;
 }
 
 /** What writeImage writes. */
@@ -79,6 +83,8 @@ export interface WriteImageSpec {
 /** Options of writeImage. */
 export interface WriteImageOptions {
   signal?: AbortSignal;
+  /** docker:// destinations: credentials, TLS and retry settings of the registry client. */
+  registry?: RegistryOptions;
 }
 
 /** What writeImage wrote. */
@@ -86,6 +92,8 @@ export interface WrittenImage {
   /** Digest of the OCI manifest (docker-archive stores none: the one the same spec gives in a layout). */
   manifestDigest: string;
   configDigest: string;
+  /** docker:// only: what the push did (blobs uploaded, mounted, already there; whether the tag moved). */
+  push?: PushStats;
 }
 
 /** Docker layer media types → their OCI twins (same bytes; an OCI manifest should not mix families). */
@@ -435,12 +443,34 @@ function repoTag(ref: string): string {
  */
 export async function writeImage(dest: string, spec: WriteImageSpec, opts: WriteImageOptions = {}): Promise<WrittenImage> {
   const ref = parseImageRef(dest);
-  if (ref.transport === 'dir') throw new UsageError(`'${short(dest)}': dir: is a root filesystem, not an image destination; write oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]`);
+  if (ref.transport === 'dir') throw new UsageError(`'${short(dest)}': dir: is a root filesystem, not an image destination; write oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]`);
   if (ref.digest !== undefined) throw new UsageError(`'${short(dest)}': a destination takes a tag, not a digest`);
   const p = prepare(spec, formatImageRef(ref));
   const { signal } = opts;
   signal?.throwIfAborted();
   const all = blobs(p);
+  if (ref.transport === 'docker') {
+    // Loaded on use: the registry client is not needed for local destinations.
+    const { pushImage, sinkToStream } = await import('./docker-push.js');
+    const push = await pushImage(
+      ref,
+      {
+        blobs: all
+          .filter((b) => b.layer !== undefined)
+          .map((b) => ({
+            digest: b.digest,
+            size: b.size,
+            // Verified while it streams; the upload holds back the last bytes until the checks passed.
+            source: { size: b.size, open: () => sinkToStream((sink) => copyLayer(p, b.layer!, sink, signal)) },
+            ...(p.layers[b.layer!]!.from !== undefined ? { from: p.layers[b.layer!]!.from! } : {}),
+          })),
+        config: { digest: p.configDigest, bytes: p.config },
+        manifest: { digest: p.manifestDigest, bytes: p.manifest, mediaType: OCI_MANIFEST },
+      },
+      { ...(opts.registry ? { registry: opts.registry } : {}), ...(signal ? { signal } : {}) },
+    );
+    return { manifestDigest: p.manifestDigest, configDigest: p.configDigest, push };
+  }
   if (ref.transport === 'oci') {
     await writeOciDir(ref.path, ref.tag, p, signal);
   } else if (ref.transport === 'oci-archive') {
@@ -497,10 +527,12 @@ export async function layerFromImage(img: OpenedImage, i: number, opts: { signal
   const l = img.layers[i];
   if (!Number.isInteger(i) || l === undefined) throw new RangeError(`${img.reference} has ${img.layers.length} layers; layer ${i} requested`);
   const open = (): AsyncIterable<Uint8Array> => img.openStoredLayer(i, opts);
+  // A registry image's blobs can be mounted into another repository of the same registry.
+  const from = img.reference.startsWith('docker://') ? parseImageRef(img.reference).path : undefined;
   if (l.compression !== 'none' && l.digest === l.diffId) {
     const { bytes } = await measure(open());
     return { mediaType: OCI_LAYER_TAR, digest: l.diffId, size: bytes, diffId: l.diffId, open };
   }
   const diffId = l.diffId ?? (await measure(img.openLayer(i, opts))).digest;
-  return { mediaType: l.mediaType, digest: l.digest, size: l.size, diffId, open };
+  return { mediaType: l.mediaType, digest: l.digest, size: l.size, diffId, open, ...(from !== undefined ? { from } : {}) };
 }

@@ -26,9 +26,9 @@ describe('parseImageRef', () => {
     expect(parseImageRef(text)).toEqual(want);
   });
 
-  it('refuses registries with a message about a later version', () => {
-    expect(() => parseImageRef('docker://alpine:3')).toThrow(UsageError);
-    expect(() => parseImageRef('docker://alpine:3')).toThrow(/registries come with a later version/);
+  it('reads registry references (docker://; more in test/registry/parse.test.ts)', () => {
+    expect(parseImageRef('docker://alpine:3')).toEqual({ transport: 'docker', path: 'docker.io/library/alpine', tag: '3' });
+    expect(() => parseImageRef('docker:alpine:3')).toThrow(UsageError);
   });
 
   it.each([

@@ -302,7 +302,7 @@ describeWithTools(['skopeo', 'umoci', 'tar'], 'writeImage judged by skopeo and u
       const cases: [string, WriteImageSpec, RegExp][] = [
         [`dir:${dir}/x`, ok, /not an image destination/],
         [`oci:${dir}/x@sha256:${'0'.repeat(64)}`, ok, /takes a tag, not a digest/],
-        [`docker://x/y`, ok, /registries come with a later version/],
+        [`docker://localhost:1/y@sha256:${'0'.repeat(64)}`, ok, /takes a tag, not a digest/],
         [`oci:${dir}/app.tar.gz`, ok, /is a file, not a directory/],
         [`oci:${dir}/x`, { ...ok, config: { os: 'linux' } }, /spec\.config\.architecture must be a non-empty string/],
         [`oci:${dir}/x`, { ...ok, config: { ...ok.config, rootfs: { type: 'layers', diff_ids: [sha256('x')] } } }, /rootfs\.diff_ids does not match/],

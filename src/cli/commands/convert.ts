@@ -1,5 +1,5 @@
 /** `bootfs convert`: an image into chunks in a store plus one bootfs index. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { ChunkSizes } from '../../chunker/params.js';
 import { UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/files.js';
@@ -10,17 +10,26 @@ import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, stor
 import { BOOTFS_VERSION } from '../version.js';
 import { DEFAULT_CACHE_PATH } from '../../boot/config.js';
 import type { OpenedImage } from '../../oci/types.js';
+import { parseTlsVerify, type RegistryOptions } from '../../registry/options.js';
 
 /** Open the base image of a boot image. */
-async function openBase(text: string, platform: string | undefined): Promise<OpenedImage> {
+async function openBase(text: string, platform: string | undefined, registry: RegistryOptions): Promise<OpenedImage> {
   const { openImage, parseImageRef, parsePlatform } = await import('../../oci/index.js');
-  return openImage(parseImageRef(text), platform ? { platform: parsePlatform(platform) } : {});
+  return openImage(parseImageRef(text), { ...(platform ? { platform: parsePlatform(platform) } : {}), registry });
+}
+
+/** The registry flags as client options (for every docker:// reference of the command). */
+function registryAccess(flags: ConvertFlags): RegistryOptions {
+  return { ...(flags.creds ? { creds: flags.creds } : {}), tlsVerify: flags.tlsVerify, ...(flags.caFile ? { caFile: flags.caFile } : {}) };
 }
 
 interface ConvertFlags {
   store?: string;
   sshKey?: string;
   insecureSkipHostKeyCheck?: boolean;
+  creds?: string;
+  tlsVerify: boolean;
+  caFile?: string;
   indexOut?: string;
   base?: string;
   imageStore?: string[];
@@ -51,10 +60,13 @@ export function registerConvert(program: Command): void {
         'Run it with the FUSE device: podman/docker run --device /dev/fuse --cap-add SYS_ADMIN.',
     )
     .argument('<src>', 'the image to convert')
-    .argument('[dst]', 'write a boot image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]')
+    .argument('[dst]', 'write a boot image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST[:PORT]/REPO[:TAG]')
     .addOption(storeOption(false))
     .addOption(sshKeyOption())
     .addOption(insecureHostKeyOption())
+    .addOption(new Option('--creds <user:password>', 'credentials for docker:// registries (SRC, DST, --base); default: auth.json (skopeo/podman login), then ~/.docker/config.json').env('BOOTFS_REGISTRY_CREDS'))
+    .addOption(new Option('--tls-verify <bool>', 'verify registry TLS certificates; false also allows plain-http registries').default(true).argParser(parseTlsVerify))
+    .option('--ca-file <file>', 'PEM file of CA certificates to trust for docker:// registries, beside the system ones')
     .option('-o, --index-out <file>', 'the bootfs index to write (replaced atomically); required without DST')
     .option('--base <image>', 'base image of the boot image (needs Node at /usr/local/bin/node); required with DST')
     .option('--image-store <url...>', 'store location(s) the boot image fetches from (default: --store); e.g. the http:// URL that serves the --store directory')
@@ -71,6 +83,7 @@ export function registerConvert(program: Command): void {
         '  oci-archive:FILE[:TAG]      a tar of an OCI layout\n' +
         '  docker-archive:FILE[:REF]   docker save / podman save output\n' +
         '  dir:PATH                    a plain root filesystem directory\n' +
+        '  docker://HOST[:PORT]/REPO[:TAG|@DIGEST]  an image in a registry (also as DST and --base)\n' +
         '\nExamples:\n  bootfs convert oci:./layout:v1 --store /srv/store -o app-v1.bootfs\n  bootfs convert oci:./layout:v1 oci-archive:app-boot.tar --store /srv/store --image-store http://store:8080/ --base oci:./node-base:20\n  bootfs convert docker-archive:app.tar --store /srv/store -o app.bootfs --json\n  bootfs ls -l app.bootfs /etc && bootfs cat app.bootfs /etc/os-release --store /srv/store',
     )
     .action(async (src: string, dst: string | undefined, flags: ConvertFlags) => {
@@ -84,7 +97,8 @@ export function registerConvert(program: Command): void {
       const [{ convertImage }, { parseImageRef, parsePlatform }] = await Promise.all([import('../../converter/convert.js'), import('../../oci/index.js')]);
       const ref = parseImageRef(src);
       // Open the base first: a wrong --base should fail before minutes of chunking.
-      const base = dst ? await openBase(flags.base!, flags.platform) : undefined;
+      const registry = registryAccess(flags);
+      const base = dst ? await openBase(flags.base!, flags.platform, registry) : undefined;
       const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
       const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags) }) : undefined;
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
@@ -93,6 +107,7 @@ export function registerConvert(program: Command): void {
         pool: sharedPool(),
         ...(store ? { store } : {}),
         ...(platform ? { platform } : {}),
+        registry,
         ...(flags.tmpdir ? { tmpDir: flags.tmpdir } : {}),
         onWarning: (m) => {
           progress.done();
@@ -121,6 +136,7 @@ export function registerConvert(program: Command): void {
             bootfsVersion: BOOTFS_VERSION,
             source: { reference: result.reference, ...(result.config.source?.manifestDigest ? { manifestDigest: result.config.source.manifestDigest } : {}) },
             ...(flags.tmpdir ? { tmpDir: flags.tmpdir } : {}),
+            registry,
           });
         } finally {
           await base.close();
