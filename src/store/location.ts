@@ -1,21 +1,24 @@
 /**
  * Store locations are URLs everywhere; this is the one place they are parsed. A location is a
- * directory path, a file:// URL, an http:// / https:// URL of a store served over HTTP, or an
- * sftp://user@host:port/path URL (see docs/remote-stores.md). Other remote schemes are recognised
- * so the error says what is missing.
+ * directory path, a file:// URL, an http:// / https:// URL of a store served over HTTP, an
+ * sftp://user@host:port/path URL, or an oci://host[:port]/repo[:tag] registry repository (see
+ * docs/remote-stores.md). Other remote schemes are recognised so the error says what is missing.
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
 import type { HttpStoreOptions } from './http.js';
 import { LocalStore } from './local.js';
+import type { RegistryStoreOptions } from './registry.js';
+import { parseRegistryStoreLocation } from './registry-location.js';
 import type { SftpStoreOptions } from './sftp.js';
 import type { WriteStore } from './types.js';
 
-export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string } | { kind: 'sftp'; url: string };
+export type StoreLocation = { kind: 'local'; path: string } | { kind: 'http'; url: string } | { kind: 'sftp'; url: string } | { kind: 'oci'; url: string };
 
 // ssh:// is casync's own protocol (casync-format.md §6): not spoken here; use sftp://.
-const UNSUPPORTED = /^(ssh|oci|docker):\/\//i;
+const UNSUPPORTED = /^(ssh|docker):\/\//i;
 const SFTP = /^sftp:\/\//i;
+const OCI = /^oci:\/\//i;
 const HTTP = /^https?:\/\//i;
 
 /** Parse a store location: a path, file:///abs/path, or http(s)://host[:port]/path. */
@@ -50,9 +53,13 @@ export function parseStoreLocation(text: string): StoreLocation {
     if (u.search || u.hash) throw new UsageError(`store location '${text}': an sftp:// URL takes no query or fragment`);
     return { kind: 'sftp', url: u.href };
   }
+  if (OCI.test(text)) {
+    parseRegistryStoreLocation(text);
+    return { kind: 'oci', url: text };
+  }
   const remote = UNSUPPORTED.exec(text);
   if (remote) {
-    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory, an http(s):// or an sftp:// URL`);
+    throw new UsageError(`store location '${text}': ${remote[1]!.toLowerCase()}:// stores are not supported by this version of bootfs yet; use a directory, an http(s)://, sftp:// or oci:// URL`);
   }
   return { kind: 'local', path: text };
 }
@@ -66,9 +73,11 @@ export interface OpenStoreOptions {
   http?: HttpStoreOptions;
   /** Further SftpStore options; BOOTFS_SSH_* environment variables fill in the rest. */
   sftp?: SftpStoreOptions;
+  /** Further RegistryStore options (registry credentials, TLS, segment sizes). */
+  oci?: RegistryStoreOptions;
 }
 
-/** Open the store a location names: a LocalStore for paths and file:// URLs, an HttpStore for http(s), an SftpStore for sftp. */
+/** Open the store a location names: a LocalStore for paths and file:// URLs, an HttpStore for http(s), an SftpStore for sftp, a RegistryStore for oci. */
 export async function openStore(text: string, opts: OpenStoreOptions = {}): Promise<WriteStore> {
   const loc = parseStoreLocation(text);
   if (loc.kind === 'local') return LocalStore.open(loc.path, { create: !!opts.create });
@@ -77,6 +86,10 @@ export async function openStore(text: string, opts: OpenStoreOptions = {}): Prom
   if (loc.kind === 'sftp') {
     const { SftpStore, sftpOptionsFromEnv } = await import('./sftp.js');
     return new SftpStore(loc.url, { ...sftpOptionsFromEnv(), ...opts.sftp });
+  }
+  if (loc.kind === 'oci') {
+    const { RegistryStore } = await import('./registry.js');
+    return new RegistryStore(loc.url, opts.oci);
   }
   const { HttpStore } = await import('./http.js');
   const token = opts.token ?? (process.env.BOOTFS_STORE_TOKEN || undefined);
