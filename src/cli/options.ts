@@ -6,7 +6,7 @@ import type { OpenStoreOptions } from '../store/location.js';
 
 /** `--store` with BOOTFS_STORE as fallback. */
 export function storeOption(required: boolean): Option {
-  const opt = new Option('-s, --store <location>', `chunk store: a directory, file://, http(s):// (token: BOOTFS_STORE_TOKEN) or sftp://user@host[:port]/path URL${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
+  const opt = new Option('-s, --store <location>', `chunk store: a directory, file://, http(s):// (token: BOOTFS_STORE_TOKEN), sftp://user@host[:port]/path or oci://registry/repo[:tag] URL${required ? '' : ' (omit to compute the index only)'}`).env('BOOTFS_STORE');
   return opt;
 }
 

@@ -89,7 +89,7 @@ export async function openStore(text: string, opts: OpenStoreOptions = {}): Prom
   }
   if (loc.kind === 'oci') {
     const { RegistryStore } = await import('./registry.js');
-    return new RegistryStore(loc.url, opts.oci);
+    return new RegistryStore(loc.url, { ...opts.oci, registry: { ...registryOptionsFromEnv(process.env), ...opts.oci?.registry } });
   }
   const { HttpStore } = await import('./http.js');
   const token = opts.token ?? (process.env.BOOTFS_STORE_TOKEN || undefined);
@@ -104,10 +104,24 @@ export async function openLocalStore(text: string, opts: { create?: boolean } = 
 }
 
 /**
+ * Registry settings for oci:// stores from the environment: BOOTFS_REGISTRY_CREDS (user:password;
+ * default: auth.json, then ~/.docker/config.json) and BOOTFS_REGISTRY_TLS_VERIFY=false (local
+ * registries with self-signed certificates or plain http). The boot stub reads them too, and does
+ * not pass BOOTFS_* variables on to the app.
+ */
+export function registryOptionsFromEnv(env: NodeJS.ProcessEnv): { creds?: string; tlsVerify?: boolean } {
+  const out: { creds?: string; tlsVerify?: boolean } = {};
+  if (env.BOOTFS_REGISTRY_CREDS) out.creds = env.BOOTFS_REGISTRY_CREDS;
+  const tls = env.BOOTFS_REGISTRY_TLS_VERIFY?.trim().toLowerCase();
+  if (tls === 'false' || tls === '0') out.tlsVerify = false;
+  return out;
+}
+
+/**
  * Store options for readers that must not give up early (a mount, a cache warm): a store error is
  * retried with capped back-off until `deadlineMs` has passed, each try limited to 10 s at most.
  */
 export function untilDeadline(base: OpenStoreOptions, deadlineMs: number): OpenStoreOptions {
   const retry = { deadlineMs, timeoutMs: Math.min(deadlineMs, 10_000), tries: 1_000_000, maxBackoffMs: 2_000 };
-  return { ...base, http: { ...base.http, ...retry }, sftp: { ...base.sftp, ...retry } };
+  return { ...base, http: { ...base.http, ...retry }, sftp: { ...base.sftp, ...retry }, oci: { ...base.oci, registry: { ...base.oci?.registry, ...retry } } };
 }

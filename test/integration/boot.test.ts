@@ -10,6 +10,7 @@ import { bootfs } from '../cli/cli-helpers.js';
 import { describeWithTools, removeTree, repoRoot, run, tmpDir } from '../helpers/tools.js';
 import { startNginx, type Nginx } from '../server/nginx.js';
 import { podman as podmanRun, podmanEnv, podmanGlobalArgs } from '../helpers/podman.js';
+import { startRegistry } from '../registry/registry-server.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -25,7 +26,7 @@ async function sh(script: string): Promise<string> {
   return r.stdout.toString();
 }
 
-describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount'], 'boot images under podman', () => {
+describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount', 'docker-registry'], 'boot images under podman', () => {
   let dir: string;
   let store: string;
   let rootfs: string;
@@ -178,6 +179,32 @@ describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount'], 'boot images un
     expect(r.stderr).toMatch(/^bootfs: cannot fetch chunks from http:\/\/127\.0\.0\.1:9\/store\/: /m);
     expect(took).toBeGreaterThan(2_500);
     expect(took).toBeLessThan(30_000);
+  });
+
+  it('boots from an oci:// chunk store in a registry, with no other infrastructure', async () => {
+    const registry = await startRegistry();
+    try {
+      const storeUrl = `oci://${registry.host}/bootfs/chunks`;
+      const layout = path.join(dir, 'app-layout');
+      const archive = path.join(dir, 'oci-store.tar');
+      const c = await bootfs(['convert', `oci:${layout}:root`, `oci-archive:${archive}:${tag}-ocistore`, '--store', storeUrl, '--base', baseRef]);
+      expect(c.code, c.stderr).toBe(0);
+      expect((await podman(['load', '-i', archive])).code).toBe(0);
+      const ref = `localhost/${tag}-ocistore:latest`;
+      images.push(ref);
+      const cache = path.join(dir, 'cache-oci');
+      await mkdir(cache, { recursive: true });
+      const r = await podman(['run', '--rm', ...['--device', '/dev/fuse', '--cap-add', 'SYS_ADMIN'], '-v', `${cache}:/var/lib/bootfs/cache`, ref, 'cat /etc/debian_version; md5sum < /usr/bin/perl']);
+      expect(r.stderr).toBe('');
+      const version = (await readFile(path.join(rootfs, 'etc/debian_version'), 'utf8')).trim();
+      const perl = (await sh(`md5sum < "${rootfs}/usr/bin/perl"`)).trim();
+      expect(r.stdout.trim().split('\n')).toEqual([version, perl]);
+      // The chunks came from the registry: one blob GET per chunk, nothing from anywhere else.
+      const gets = (await registry.requests()).filter((l) => /^GET \/v2\/bootfs\/chunks\/blobs\/sha256:/.test(l));
+      expect(gets.length).toBeGreaterThan(10);
+    } finally {
+      await registry.stop();
+    }
   });
 
   it('without /dev/fuse the stub says which settings are missing and exits non-zero', async () => {

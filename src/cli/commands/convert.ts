@@ -100,7 +100,7 @@ export function registerConvert(program: Command): void {
       const registry = registryAccess(flags);
       const base = dst ? await openBase(flags.base!, flags.platform, registry) : undefined;
       const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
-      const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags) }) : undefined;
+      const store = flags.store ? await openStore(flags.store, { create: true, ...storeAccess(flags), oci: { registry: registryAccess(flags) } }) : undefined;
       const progress = new Progress(flags.progress && process.stderr.isTTY === true);
       const result = await convertImage(ref, {
         sizes: flags.chunkSize,

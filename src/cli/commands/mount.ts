@@ -38,7 +38,7 @@ export function registerMount(program: Command): void {
     )
     .argument('<index>', 'the bootfs index (as written by bootfs convert)')
     .argument('<mountpoint>', 'an existing directory')
-    .addOption(new Option('-s, --store <location>', 'chunk store: a directory, http(s):// or sftp:// URL; repeat for fallbacks, tried in order').argParser(collect).env('BOOTFS_STORE'))
+    .addOption(new Option('-s, --store <location>', 'chunk store: a directory, http(s)://, sftp:// or oci://registry/repo URL; repeat for fallbacks, tried in order').argParser(collect).env('BOOTFS_STORE'))
     .addOption(new Option('-c, --cache <dir>', 'node cache directory shared by every mount on the machine').env('BOOTFS_CACHE'))
     .addOption(new Option('--cache-max-size <size>', 'evict least recently used chunks beyond this size (e.g. 20G)').argParser((v) => parseSize(v, '--cache-max-size')))
     .option('--allow-other', 'let other users (and containers) read the mount (FUSE allow_other)')
