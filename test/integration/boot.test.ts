@@ -26,7 +26,7 @@ async function sh(script: string): Promise<string> {
   return r.stdout.toString();
 }
 
-describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount', 'docker-registry'], 'boot images under podman', () => {
+describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount', 'docker-registry', 'skopeo'], 'boot images under podman', () => {
   let dir: string;
   let store: string;
   let rootfs: string;
@@ -181,16 +181,17 @@ describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount', 'docker-registry
     expect(took).toBeLessThan(30_000);
   });
 
-  it('boots from an oci:// chunk store in a registry, with no other infrastructure', async () => {
+  it('podman pulls a boot image from a registry and boots it from an oci:// chunk store there, with no other infrastructure', async () => {
     const registry = await startRegistry();
     try {
       const storeUrl = `oci://${registry.host}/bootfs/chunks`;
       const layout = path.join(dir, 'app-layout');
-      const archive = path.join(dir, 'oci-store.tar');
-      const c = await bootfs(['convert', `oci:${layout}:root`, `oci-archive:${archive}:${tag}-ocistore`, '--store', storeUrl, '--base', baseRef]);
+      // The boot image goes to the registry too; podman pulls it (plain http on loopback).
+      const c = await bootfs(['convert', `oci:${layout}:root`, `docker://${registry.host}/bootfs/app:1`, '--store', storeUrl, '--base', baseRef, '--tls-verify', 'false']);
       expect(c.code, c.stderr).toBe(0);
-      expect((await podman(['load', '-i', archive])).code).toBe(0);
-      const ref = `localhost/${tag}-ocistore:latest`;
+      const ref = `${registry.host}/bootfs/app:1`;
+      const pull = await podman(['pull', '--tls-verify=false', ref]);
+      expect(pull.code, pull.stderr).toBe(0);
       images.push(ref);
       const cache = path.join(dir, 'cache-oci');
       await mkdir(cache, { recursive: true });
@@ -202,6 +203,10 @@ describeWithTools(['podman', 'runc', 'umoci', 'nginx', 'mount', 'docker-registry
       // The chunks came from the registry: one blob GET per chunk, nothing from anywhere else.
       const gets = (await registry.requests()).filter((l) => /^GET \/v2\/bootfs\/chunks\/blobs\/sha256:/.test(l));
       expect(gets.length).toBeGreaterThan(10);
+      // skopeo accepts what bootfs pushed.
+      const inspect = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`]);
+      expect(inspect.code, inspect.stderr.toString()).toBe(0);
+      expect(JSON.parse(inspect.stdout.toString()).Labels['org.bootfs.store']).toBe(storeUrl);
     } finally {
       await registry.stop();
     }

@@ -12,6 +12,12 @@ import { DEFAULT_CACHE_PATH } from '../../boot/config.js';
 import type { OpenedImage } from '../../oci/types.js';
 import { parseTlsVerify, type RegistryOptions } from '../../registry/options.js';
 
+/**
+ * The default base of boot images: the official Node image on Debian slim, which has Node at
+ * /usr/local/bin/node and util-linux. Pin a digest, or use your own mirror, in production.
+ */
+export const DEFAULT_BASE = 'docker://docker.io/library/node:20-bookworm-slim';
+
 /** Open the base image of a boot image. */
 async function openBase(text: string, platform: string | undefined, registry: RegistryOptions): Promise<OpenedImage> {
   const { openImage, parseImageRef, parsePlatform } = await import('../../oci/index.js');
@@ -52,7 +58,8 @@ export function registerConvert(program: Command): void {
         'index: the whole filesystem tree, the chunk table of the data stream and the image config. ' +
         'Every blob digest is verified. Nothing is extracted to disk; file data is spooled once to ' +
         "--tmpdir (it needs room for the image's file contents).\n\n" +
-        'With DST it also writes a boot image there: the --base image (which must have Node at ' +
+        'With DST it also writes a boot image there: the --base image (default the official ' +
+        'node:20-bookworm-slim from Docker Hub; it must have Node at ' +
         '/usr/local/bin/node and mount(8), e.g. a Debian-slim Node image), the bootfs runtime layer ' +
         '(identical for every conversion by this bootfs version) and a small layer with the index and ' +
         "the boot config. The boot image's entrypoint mounts the image lazily from the store (and the " +
@@ -68,7 +75,7 @@ export function registerConvert(program: Command): void {
     .addOption(new Option('--tls-verify <bool>', 'verify registry TLS certificates; false also allows plain-http registries').default(true).argParser(parseTlsVerify))
     .option('--ca-file <file>', 'PEM file of CA certificates to trust for docker:// registries, beside the system ones')
     .option('-o, --index-out <file>', 'the bootfs index to write (replaced atomically); required without DST')
-    .option('--base <image>', 'base image of the boot image (needs Node at /usr/local/bin/node); required with DST')
+    .addOption(new Option('--base <image>', 'base image of the boot image: Node at /usr/local/bin/node and util-linux (mount, umount, unshare, setpriv)').default(DEFAULT_BASE).env('BOOTFS_BASE'))
     .option('--image-store <url...>', 'store location(s) the boot image fetches from (default: --store); e.g. the http:// URL that serves the --store directory')
     .option('--cache-path <dir>', 'node cache directory inside the container (mount a shared volume there)', DEFAULT_CACHE_PATH)
     .addOption(chunkSizeOption())
@@ -88,7 +95,6 @@ export function registerConvert(program: Command): void {
     )
     .action(async (src: string, dst: string | undefined, flags: ConvertFlags) => {
       if (!flags.indexOut && !dst) throw new UsageError('convert needs --index-out FILE, or DST to write a boot image');
-      if (dst && !flags.base) throw new UsageError('writing a boot image needs --base IMAGE: an image with Node at /usr/local/bin/node and mount(8), e.g. a Debian-slim Node image');
       if (dst && !flags.store) throw new UsageError('writing a boot image needs --store: the chunks must be somewhere the container can fetch them');
       const imageStores = flags.imageStore ?? (flags.store ? [flags.store] : []);
       const started = performance.now();
