@@ -4,14 +4,14 @@
  * verified; a miss is fetched by exactly one process, which holds `<shard>/<id>.cacnk.lock` and
  * heartbeats its mtime while the others poll for the chunk. The protocol is in docs/cache.md.
  */
-import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { lstat, open, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex, isHexId } from '../chunk.js';
+import { decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex } from '../chunk.js';
 import { type BootfsError, ChunkCorruptError, errnoCode, IoError, UsageError } from '../errors.js';
-import { LocalStore, TEMP_PREFIX } from './local.js';
+import { FetchLocks } from './cache-lock.js';
+import { LocalStore } from './local.js';
 import type { ChunkDecoder, Fetched, StoredChunkInfo } from './types.js';
 
 export type { Fetched };
@@ -62,8 +62,7 @@ export interface CacheCounters {
   errors: number;
 }
 
-/** Suffix of a chunk's fetch lock; never ends in `.cacnk`, so no listing takes it for a chunk. */
-export const LOCK_SUFFIX = '.cacnk.lock';
+export { LOCK_SUFFIX } from './cache-lock.js';
 /** A temp file this old is abandoned (a writer killed mid-write): no chunk write takes an hour. */
 export const CACHE_STALE_TEMP_MS = 60 * 60 * 1000;
 /** A hit refreshes the chunk's mtime (its LRU age) only when older than this: one write per minute at most. */
@@ -71,7 +70,6 @@ export const TOUCH_INTERVAL_MS = 60 * 1000;
 /** Background gc evicts down to this fraction of maxSize, so it does not rerun on the next write. */
 const GC_LOW_WATER = 0.9;
 const FIRST_POLL_MS = 2;
-const SHARD = /^[0-9a-f]{4}$/;
 // O_NOFOLLOW: a symlink planted in a shared directory is never followed; O_NONBLOCK: nor does a FIFO hang us.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -82,18 +80,11 @@ interface Flight {
   callers: number;
 }
 
-/** A held lock file: open, heartbeated through its descriptor (futimes) so a rename cannot fool it. */
-interface HeldLock {
-  file: string;
-  fh: FileHandle;
-  timer: NodeJS.Timeout;
-}
-
 export class CacheDir {
   readonly location: string;
   readonly counters: CacheCounters = { hits: 0, misses: 0, corrupt: 0, fetches: 0, peerWaits: 0, staleLocksBroken: 0, evictions: 0, bytesWritten: 0, errors: 0 };
   private readonly flights = new Map<string, Flight>();
-  private readonly held = new Set<HeldLock>();
+  private readonly locks: FetchLocks;
   /** Stored bytes in the directory as of the last scan plus this process's writes since; unknown until a gc. */
   private trackedBytes: number | undefined;
   private gcChain: Promise<unknown> = Promise.resolve();
@@ -106,6 +97,7 @@ export class CacheDir {
     private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>,
   ) {
     this.location = store.location;
+    this.locks = new FetchLocks(store.location, opts);
   }
 
   /** Open (creating it if needed) a cache directory. Refuses contradictory options. */
@@ -192,7 +184,7 @@ export class CacheDir {
       newestMs = Math.max(newestMs ?? c.mtimeMs, c.mtimeMs);
     }
     let locks = 0;
-    for await (const _ of this.listLocks()) locks++;
+    for await (const _ of this.locks.list()) locks++;
     let tempFiles = 0;
     for await (const _ of this.store.listTempFiles()) tempFiles++;
     return { chunks, bytes, ...(oldestMs === undefined ? {} : { oldestMs, newestMs }), locks, tempFiles };
@@ -201,7 +193,7 @@ export class CacheDir {
   /** Stop heartbeats and background gc. Fetches still running finish and release their locks. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const lock of this.held) clearInterval(lock.timer);
+    this.locks.stopHeartbeats();
     await this.backgroundGc;
   }
 
@@ -319,7 +311,7 @@ export class CacheDir {
   private async fly(id: Uint8Array, hex: string, size: number | undefined, fetch: () => Promise<Fetched>, signal: AbortSignal): Promise<Buffer> {
     let waited = false;
     for (;;) {
-      const lock = await this.tryLock(hex);
+      const lock = await this.locks.tryLock(hex, (err) => this.absorb(new IoError(`cannot lock chunk ${hex} in cache directory ${this.location}: ${(err as Error).message}; fetching without the cache`, err)));
       if (lock === 'unavailable') {
         this.counters.fetches++;
         return (await fetch()).plain;
@@ -334,7 +326,7 @@ export class CacheDir {
           await this.save(id, fetched.stored);
           return fetched.plain;
         } finally {
-          await this.release(lock);
+          await this.locks.release(lock);
         }
       }
       if (!waited) this.counters.peerWaits++;
@@ -347,61 +339,12 @@ export class CacheDir {
     }
   }
 
-  private lockPath(hex: string): string {
-    return path.join(this.location, hex.slice(0, 4), hex + LOCK_SUFFIX);
-  }
-
-  /** Create the lock exclusively; 'busy' when a peer holds it, 'unavailable' when the directory is not writable. */
-  private async tryLock(hex: string): Promise<HeldLock | 'busy' | 'unavailable'> {
-    const file = this.lockPath(hex);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await open(file, 'wx', 0o644);
-        const timer = setInterval(() => {
-          const now = Date.now() / 1000;
-          fh.utimes(now, now).catch(() => undefined);
-        }, this.opts.heartbeatMs);
-        timer.unref(); // the fetch keeps the process alive, not its lock
-        const lock = { file, fh, timer };
-        this.held.add(lock);
-        return lock;
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code === 'EEXIST') return 'busy';
-        if (code === 'ENOENT' && attempt === 0) {
-          const made = await mkdir(path.dirname(file), { recursive: true }).then(() => true, (e: unknown) => e);
-          if (made === true) continue;
-          err = made;
-        }
-        this.absorb(new IoError(`cannot lock chunk ${hex} in cache directory ${this.location}: ${(err as Error).message}; fetching without the cache`, err));
-        return 'unavailable';
-      }
-    }
-  }
-
-  /**
-   * Remove our lock file, unless ours was broken as stale and the name now belongs to another
-   * holder. Never throws: a lock left behind goes stale and costs peers lockStaleMs at most.
-   */
-  private async release(lock: HeldLock): Promise<void> {
-    clearInterval(lock.timer);
-    this.held.delete(lock);
-    try {
-      const [mine, there] = await Promise.all([lock.fh.stat(), lstat(lock.file)]);
-      if (there.ino === mine.ino && there.dev === mine.dev) await unlink(lock.file);
-    } catch {
-      // already gone (broken as stale), or the directory went away
-    } finally {
-      await lock.fh.close().catch(() => undefined);
-    }
-  }
-
   /**
    * Poll (2 ms doubling to pollMs) until the chunk exists (true), or the lock is gone or was broken
    * as stale (false: compete again).
    */
   private async waitForPeer(id: Uint8Array, hex: string, signal: AbortSignal): Promise<boolean> {
-    const file = this.lockPath(hex);
+    const file = this.locks.path(hex);
     for (let delay = FIRST_POLL_MS; ; delay = Math.min(delay * 2, this.opts.pollMs)) {
       signal.throwIfAborted();
       // Chunk before lock: a holder renames its chunk into place before it removes its lock.
@@ -409,34 +352,11 @@ export class CacheDir {
       const st = await lstat(file).catch(() => undefined);
       if (!st) return false;
       if (Date.now() - st.mtimeMs > this.opts.lockStaleMs) {
-        await this.breakLock(hex);
+        if (await this.locks.breakStale(hex)) this.counters.staleLocksBroken++;
         return false;
       }
       await sleep(delay, undefined, { signal });
     }
-  }
-
-  /**
-   * Break a stale lock: rename it to a unique name first, so of two breakers only one gets it, then
-   * check that what we took is still stale (not a fresh lock taken since our look) before unlinking.
-   */
-  private async breakLock(hex: string): Promise<void> {
-    const file = this.lockPath(hex);
-    // TEMP_PREFIX: if we die before the unlink, gc removes it as an abandoned temp file.
-    const grave = path.join(path.dirname(file), `${TEMP_PREFIX}${hex}.lock.${randomBytes(6).toString('hex')}`);
-    try {
-      await rename(file, grave);
-    } catch {
-      return; // gone already: released, or broken by a peer
-    }
-    const st = await lstat(grave).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs <= this.opts.lockStaleMs) {
-      // A live holder's lock: put it back, unless yet another lock has been taken meanwhile.
-      await link(grave, file).catch(() => undefined);
-    } else {
-      this.counters.staleLocksBroken++;
-    }
-    await unlink(grave).catch(() => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -523,26 +443,11 @@ export class CacheDir {
     for await (const t of this.store.listTempFiles()) {
       if (now - t.mtimeMs > CACHE_STALE_TEMP_MS) await unlink(t.path).catch(() => undefined);
     }
-    for await (const l of this.listLocks()) {
-      if (now - l.mtimeMs > this.opts.lockStaleMs) await this.breakLock(l.hex);
+    for await (const l of this.locks.list()) {
+      if (now - l.mtimeMs > this.opts.lockStaleMs && (await this.locks.breakStale(l.hex))) this.counters.staleLocksBroken++;
     }
     this.trackedBytes = bytes + (this.counters.bytesWritten - writtenBefore);
     return { removed, freedBytes, chunks: all.length - removed - vanished, bytes };
-  }
-
-  /** Lock files `<shard>/<id>.cacnk.lock` (LocalStore lists only `*.cacnk` and temp files). */
-  private async *listLocks(): AsyncIterable<{ hex: string; mtimeMs: number }> {
-    for (const shard of await readdir(this.location).catch(() => [])) {
-      if (!SHARD.test(shard)) continue;
-      const dir = path.join(this.location, shard);
-      for (const name of await readdir(dir).catch(() => [])) {
-        if (!name.endsWith(LOCK_SUFFIX)) continue;
-        const hex = name.slice(0, -LOCK_SUFFIX.length);
-        if (!isHexId(hex) || !hex.startsWith(shard)) continue;
-        const st = await lstat(path.join(dir, name)).catch(() => undefined);
-        if (st?.isFile()) yield { hex, mtimeMs: st.mtimeMs };
-      }
-    }
   }
 
   private absorb(err: BootfsError): void {
