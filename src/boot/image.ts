@@ -11,7 +11,7 @@ import { BootfsError } from '../errors.js';
 import type { OpenedImage } from '../oci/types.js';
 import type { RegistryOptions } from '../registry/options.js';
 import { writeTarLayer } from '../oci/tar-write.js';
-import { layerFromBlob, layerFromImage, writeImage, type WriteLayer } from '../oci/write.js';
+import { layerFromBlob, layerFromImage, writeImage, type WriteLayer, type WrittenImage } from '../oci/write.js';
 import type { ImageConfig } from '../tree/types.js';
 import { BOOT_CONFIG_PATH, BOOT_CONFIG_VERSION, BOOT_DIR, BOOT_INDEX_PATH, formatBootConfig, type BootConfig } from './config.js';
 import { runtimeEntries, STUB_MAIN, STUB_NODE } from './runtime-layer.js';
@@ -38,7 +38,7 @@ export interface BootImageOptions {
 export const LABEL_PREFIX = 'org.bootfs';
 
 /** Write the boot image; returns the digests the writer reports and the two bootfs layers' digests. */
-export async function writeBootImage(o: BootImageOptions): Promise<{ manifestDigest: string; configDigest: string; runtimeLayer: string; indexLayer: string }> {
+export async function writeBootImage(o: BootImageOptions): Promise<WrittenImage & { runtimeLayer: string; indexLayer: string }> {
   const base = o.base;
   const raw = base.rawConfig;
   const tmp = await mkdtemp(path.join(o.tmpDir ?? tmpdir(), 'bootfs-bootimage-'));

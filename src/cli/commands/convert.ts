@@ -128,7 +128,7 @@ export function registerConvert(program: Command): void {
       });
       progress.done();
       if (flags.indexOut) await writeFileAtomic(flags.indexOut, result.index, 'index');
-      let boot: { manifestDigest: string; runtimeLayer: string; indexLayer: string } | undefined;
+      let boot: Awaited<ReturnType<typeof import('../../boot/image.js').writeBootImage>> | undefined;
       if (dst && base) {
         const { writeBootImage } = await import('../../boot/image.js');
         try {
@@ -152,7 +152,7 @@ export function registerConvert(program: Command): void {
       const summary = {
         source: result.reference,
         index: flags.indexOut ?? null,
-        bootImage: dst && boot ? { dest: dst, manifestDigest: boot.manifestDigest, runtimeLayer: boot.runtimeLayer, indexLayer: boot.indexLayer } : null,
+        bootImage: dst && boot ? { dest: dst, manifestDigest: boot.manifestDigest, runtimeLayer: boot.runtimeLayer, indexLayer: boot.indexLayer, ...(boot.push ? { push: boot.push } : {}) } : null,
         indexBytes: result.index.length,
         store: store?.location ?? null,
         layers: result.layers,
