@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { BootfsError, IoError } from '../errors.js';
+import { backoffDelay } from '../util/limits.js';
 
 /** An undici response body. */
 export type Body = Dispatcher.ResponseData['body'];
@@ -52,7 +53,7 @@ export class GaveUp extends Error {
 
 /** The back-off before retry number `attempt` (1-based). */
 export function backoff(p: RetryPolicy, attempt: number): number {
-  return Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random());
+  return backoffDelay(attempt, p.backoffMs, p.maxBackoffMs);
 }
 
 /**

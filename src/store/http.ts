@@ -10,27 +10,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { ChunkCorruptError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
-import { positiveInt, Semaphore } from '../util/limits.js';
+import { backoffDelay, positiveInt, Semaphore, type RetryOptions } from '../util/limits.js';
 import type { GetOptions, WriteStore } from './types.js';
 
 /** Largest response body accepted: casync's own cap on an HTTP chunk (16 MiB). */
 export const HTTP_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-export interface HttpStoreOptions {
+/**
+ * Retries (RetryOptions) default to: a try of 30 s from sending to the last body byte, a 120 s
+ * deadline, 3 tries, back-off from 200 ms without a cap.
+ */
+export interface HttpStoreOptions extends RetryOptions {
   /** Bearer token sent as `Authorization: Bearer …` on every request. */
   token?: string;
   /** Requests in flight at once (default 16; also the connection count). */
   concurrency?: number;
-  /** Timeout of one try in ms, from sending to the last body byte (default 30 000). */
-  timeoutMs?: number;
-  /** Total time one operation may take across all tries and back-offs, in ms (default 120 000). */
-  deadlineMs?: number;
-  /** Tries per operation, including the first (default 3). */
-  tries?: number;
-  /** First back-off in ms, doubled each retry, with ±50 % jitter (default 200). */
-  backoffMs?: number;
-  /** Longest single back-off in ms (default: no cap). Mounts cap it so a store that comes back is noticed soon. */
-  maxBackoffMs?: number;
   /** Largest response body in bytes (default 16 MiB). */
   maxBodyBytes?: number;
   /**
@@ -182,7 +176,7 @@ export class HttpStore implements WriteStore {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.opts.tries; attempt++) {
       if (attempt > 0) {
-        const delay = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random());
+        const delay = backoffDelay(attempt, this.opts.backoffMs, this.opts.maxBackoffMs);
         try {
           await sleep(delay, undefined, { signal: outer });
         } catch {

@@ -17,7 +17,7 @@ import ssh2 from 'ssh2';
 import type { Client, SFTPWrapper, Stats } from 'ssh2';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { BootfsError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
-import { positiveInt, Semaphore } from '../util/limits.js';
+import { backoffDelay, positiveInt, Semaphore, type RetryOptions } from '../util/limits.js';
 import { checkKnownHosts, fingerprint, knownHostsName, parseOneKey } from '../server/ssh-keys.js';
 import type { GetOptions, WriteStore } from './types.js';
 
@@ -26,7 +26,11 @@ const { STATUS_CODE } = ssh2.utils.sftp;
 /** Largest stored chunk accepted: casync's cap on a chunk body (16 MiB), as for HTTP. */
 export const SFTP_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-export interface SftpStoreOptions {
+/**
+ * Retries (RetryOptions) default to: a try of 30 s, a 120 s deadline, 3 tries, back-off from
+ * 200 ms without a cap.
+ */
+export interface SftpStoreOptions extends RetryOptions {
   /** Private key (OpenSSH/PEM text); wins over `privateKeyFile` and the defaults. */
   privateKey?: Buffer | string;
   /** Private key file (BOOTFS_SSH_KEY). Default: ~/.ssh/id_ed25519, then ~/.ssh/id_rsa, if present. */
@@ -46,16 +50,6 @@ export interface SftpStoreOptions {
   concurrency?: number;
   /** Connect + handshake + auth timeout in ms (default 20 000). */
   connectTimeoutMs?: number;
-  /** One try of one operation, in ms (default 30 000). */
-  timeoutMs?: number;
-  /** One operation across all tries and back-offs, in ms (default 120 000). */
-  deadlineMs?: number;
-  /** Tries per operation, the first included (default 3). */
-  tries?: number;
-  /** First back-off in ms, doubled per retry, ±50 % jitter (default 200). */
-  backoffMs?: number;
-  /** Longest single back-off in ms (default: no cap). Mounts cap it so a store that comes back is noticed soon. */
-  maxBackoffMs?: number;
   /** Largest chunk file read (default 16 MiB). */
   maxBodyBytes?: number;
 }
@@ -295,7 +289,7 @@ export class SftpStore implements WriteStore {
     for (let attempt = 0; attempt < this.limits.tries; attempt++) {
       if (attempt > 0) {
         try {
-          await sleep(Math.min(this.limits.maxBackoffMs, this.limits.backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random()), undefined, { signal: outer });
+          await sleep(backoffDelay(attempt, this.limits.backoffMs, this.limits.maxBackoffMs), undefined, { signal: outer });
         } catch {
           break;
         }

@@ -31,3 +31,22 @@ export class Semaphore {
     else this.active--;
   }
 }
+
+/** How the remote stores retry one operation (each store documents its defaults). */
+export interface RetryOptions {
+  /** One try, in ms. */
+  timeoutMs?: number;
+  /** One operation across all tries and back-offs, in ms. */
+  deadlineMs?: number;
+  /** Tries per operation, the first included. */
+  tries?: number;
+  /** First back-off in ms, doubled per retry, with ±50 % jitter. */
+  backoffMs?: number;
+  /** Longest single back-off in ms (mounts cap it so a store that comes back is noticed soon). */
+  maxBackoffMs?: number;
+}
+
+/** The wait before try `attempt` (1 = the first retry): doubling from `backoffMs`, capped, ±50 % jitter. */
+export function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {
+  return Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random());
+}
