@@ -107,6 +107,23 @@ export async function runPart(part: string, body: () => Promise<void>, skipped: 
 }
 
 /**
+ * Run the selected parts in order (runPart each), calling `after` with each part's name when it
+ * is done (to print its table), and return the wall seconds per part.
+ */
+export async function runParts<P extends string>(
+  parts: readonly P[],
+  run: (part: P) => Promise<void>,
+  o: { skipped: { part: string; reason: string }[]; failures: string[]; after?: (part: P) => void },
+): Promise<Partial<Record<P, number>>> {
+  const seconds: Partial<Record<P, number>> = {};
+  for (const part of parts) {
+    seconds[part] = await runPart(part, () => run(part), o.skipped, o.failures);
+    o.after?.(part);
+  }
+  return seconds;
+}
+
+/**
  * The end of a parts benchmark: failed checks become failures, skips and failures are printed, and
  * the results document (header, then `body`, then the lists) is written. Returns the exit code.
  */

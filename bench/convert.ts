@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPart, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
@@ -95,19 +95,18 @@ async function main(argv: string[]): Promise<number> {
   const skipped: { part: PartName; reason: string }[] = [];
   const partSeconds: Partial<Record<PartName, number>> = {};
   try {
-    for (const part of opts.parts) {
-      partSeconds[part] = await runPart(
-        part,
-        async () => {
+    Object.assign(
+      partSeconds,
+      await runParts(
+        opts.parts,
+        async (part) => {
           if (part === 'speed') results.speed = await runSpeed(ctx);
           else if (part === 'dedup') results.dedup = await runDedup(ctx);
           else results.index = await runIndex(ctx);
         },
-        skipped,
-        failures,
-      );
-      printPart(part, results, opts);
-    }
+        { skipped, failures, after: (part) => printPart(part, results, opts) },
+      ),
+    );
   } finally {
     if (!opts.keep) await rm(work.path, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, InputUnavailable, runBenchMain, runPart, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, InputUnavailable, runBenchMain, runParts, SetupError } from './common.js';
 import type { CheckRecord } from './convert-shared.js';
 import { type Mount100kResult, mount100kTable, runMount100k } from './mount-100k.js';
 import { type CatResult, catTable, runCat } from './mount-cat.js';
@@ -107,20 +107,19 @@ async function main(argv: string[]): Promise<number> {
   const skipped: { part: MountPartName; reason: string }[] = [];
   const partSeconds: Partial<Record<MountPartName, number>> = {};
   try {
-    for (const part of opts.parts) {
-      partSeconds[part] = await runPart(
-        part,
-        async () => {
+    Object.assign(
+      partSeconds,
+      await runParts(
+        opts.parts,
+        async (part) => {
           if (part === 'cat') results.cat = await runCat(ctx);
           else if (part === 'seq' || part === 'random') results[part] = await runFilePart(ctx, part);
           else if (part === 'procs') results.procs = await runProcs(ctx);
           else results.mount100k = await runMount100k(ctx);
         },
-        skipped,
-        failures,
-      );
-      printPart(part, results, opts, work.tmpfs);
-    }
+        { skipped, failures, after: (part) => printPart(part, results, opts, work.tmpfs) },
+      ),
+    );
   } finally {
     failures.push(...(await mounts.stopAll()));
     // Whatever still hangs under the work dir (it should be nothing) must go before rm walks into it.

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPart, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError } from './common.js';
 import { parseOrExit } from './options.js';
 import { GNU_TIME } from './proc.js';
 import { type ConvertPartResult, convertTable, runConvertPart } from './registry-convert.js';
@@ -105,18 +105,17 @@ async function main(argv: string[]): Promise<number> {
   const skipped: { part: string; reason: string }[] = [];
   const partSeconds: Partial<Record<RegistryPartName, number>> = {};
   try {
-    for (const part of opts.parts) {
-      partSeconds[part] = await runPart(
-        part,
-        async () => {
+    Object.assign(
+      partSeconds,
+      await runParts(
+        opts.parts,
+        async (part) => {
           if (part === 'convert') results.convert = await runConvertPart(ctx);
           else results.fetch = await runFetchPart(ctx);
         },
-        skipped,
-        failures,
-      );
-      printPart(part, results, opts);
-    }
+        { skipped, failures, after: (part) => printPart(part, results, opts) },
+      ),
+    );
   } finally {
     for (const p of await servers.stopAll()) failures.push(`stopping servers: ${p}`);
     if (!opts.keep) await rm(work.path, { recursive: true, force: true });
