@@ -4,10 +4,10 @@
  * volumes for the stub's root; the app runs in a new root (an overlay over the FUSE mount of the
  * image), so each of those is bind-mounted to the same place there.
  */
-import { spawn } from 'node:child_process';
 import { lstat, mkdir, open, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { BootfsError } from '../errors.js';
+import { runTool } from '../util/run-tool.js';
 
 export interface MountInfo {
   id: number;
@@ -69,17 +69,6 @@ export function mountsToCarry(all: MountInfo[], exclude: string[]): MountInfo[] 
   return out.reverse();
 }
 
-/** Run mount(8); a failure is a BootfsError with its message. */
-export function mountCmd(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => reject(new BootfsError(`cannot run mount(8): ${err.message}`)));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new BootfsError(`mount ${args.join(' ')}: ${stderr.trim().replace(/^mount: /, '') || `exit status ${code}`}`))));
-  });
-}
-
 /**
  * `p` (absolute, inside the new root) with every symlink resolved the way the kernel would
  * inside a chroot at `root`: absolute targets restart at `root`, `..` never leaves it. mount(8)
@@ -131,7 +120,7 @@ export async function carryMounts(root: string, carried: MountInfo[]): Promise<s
   for (const dir of ['/dev', '/sys']) {
     const target = await resolveInRoot(root, dir);
     await mkdir(target, { recursive: true });
-    await mountCmd(['--rbind', dir, target]);
+    await runTool('mount', ['--rbind', dir, target]);
     done.push(target);
   }
   for (const m of carried) {
@@ -139,8 +128,8 @@ export async function carryMounts(root: string, carried: MountInfo[]): Promise<s
     try {
       target = await resolveInRoot(root, m.mountPoint);
       await ensureTarget(m.mountPoint, target);
-      await mountCmd(['--bind', m.mountPoint, target]);
-      if (m.options.includes('ro')) await mountCmd(['-o', 'remount,bind,ro', target]);
+      await runTool('mount', ['--bind', m.mountPoint, target]);
+      if (m.options.includes('ro')) await runTool('mount', ['-o', 'remount,bind,ro', target]);
       done.push(target);
     } catch (err) {
       throw new BootfsError(`cannot carry ${m.mountPoint} into the app's root: ${(err as Error).message}`, { cause: err });

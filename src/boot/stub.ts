@@ -12,25 +12,19 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import { parseSize } from '../chunker/params.js';
 import { BootfsError, ExitCode } from '../errors.js';
-import { unmount } from '../fuse/device.js';
+import { FuseUnavailableError, unmount } from '../fuse/device.js';
 import { BootfsIndex } from '../index/bootfs-reader.js';
 import { Mount } from '../mount/mount.js';
 import { openStore, untilDeadline } from '../store/location.js';
 import type { ChunkStore } from '../store/types.js';
 import { BOOT_CONFIG_PATH, BOOT_DIR, bootSettings, parseBootConfig, type BootConfig } from './config.js';
-import { carryMounts, mountCmd, mountsToCarry, parseMountInfo, resolveInRoot } from './mounts.js';
+import { carryMounts, mountsToCarry, parseMountInfo, resolveInRoot } from './mounts.js';
+import { runTool } from '../util/run-tool.js';
 import { resolveUser } from './user.js';
 import { parseDuration } from '../util/duration.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
 const CAP_SYS_ADMIN = 21;
-
-/** The stub cannot run here; the message says what to change. */
-export class BootEnvironmentError extends BootfsError {
-  constructor(message: string) {
-    super(message, { code: 'ERR_FUSE', exitCode: ExitCode.error });
-  }
-}
 
 export interface BootOptions {
   /** Arguments given to the container (`docker run IMAGE ARGS`): they replace the image's cmd. */
@@ -46,11 +40,11 @@ export function preflight(): void {
   const runtimes =
     'docker/podman: run --device /dev/fuse --cap-add SYS_ADMIN (docker also --security-opt apparmor=unconfined); ' +
     'Kubernetes: a FUSE device plugin resource or securityContext.privileged: true, with capabilities.add: [SYS_ADMIN]';
-  if (!existsSync('/dev/fuse')) throw new BootEnvironmentError(`/dev/fuse is missing in this container, so the image cannot be mounted. Give the container the FUSE device: ${runtimes}`);
+  if (!existsSync('/dev/fuse')) throw new FuseUnavailableError(`/dev/fuse is missing in this container, so the image cannot be mounted. Give the container the FUSE device: ${runtimes}`);
   const status = readFileSync('/proc/self/status', 'utf8');
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1];
   if (capEff !== undefined && (BigInt(`0x${capEff}`) & (1n << BigInt(CAP_SYS_ADMIN))) === 0n) {
-    throw new BootEnvironmentError(`this container lacks CAP_SYS_ADMIN, which mounting FUSE and overlayfs needs. ${runtimes}`);
+    throw new FuseUnavailableError(`this container lacks CAP_SYS_ADMIN, which mounting FUSE and overlayfs needs. ${runtimes}`);
   }
 }
 
@@ -162,12 +156,12 @@ export async function boot(o: BootOptions): Promise<number> {
   let app: ChildProcess | undefined;
   try {
     if (!settings.upperDir) {
-      await mountCmd(['-t', 'tmpfs', '-o', 'mode=0755', 'bootfs-rw', rw]);
+      await runTool('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'bootfs-rw', rw]);
       mounted.push(rw);
     }
     await mkdir(path.join(rw, 'upper'), { recursive: true });
     await mkdir(path.join(rw, 'work'), { recursive: true });
-    await mountCmd(['-t', 'overlay', '-o', `lowerdir=${lower},upperdir=${rw}/upper,workdir=${rw}/work`, 'bootfs', root]);
+    await runTool('mount', ['-t', 'overlay', '-o', `lowerdir=${lower},upperdir=${rw}/upper,workdir=${rw}/work`, 'bootfs', root]);
     mounted.push(root);
     const carried = mountsToCarry(parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')), [BOOT_DIR, settings.cachePath]);
     mounted.push(...(await carryMounts(root, carried)));

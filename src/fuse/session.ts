@@ -32,8 +32,8 @@ export interface SessionOptions extends MountOptions {
   cacheSeconds?: number;
   /** Largest readahead the kernel may ask for, bytes. */
   maxReadahead?: number;
-  /** Called after each request with its operation name, the errno (0 = ok), latency and reply size. */
-  onRequest?: (op: string, errno: number, ms: number, bytes: number) => void;
+  /** Called after each request with its operation name, the errno (0 = ok) and reply size. */
+  onRequest?: (op: string, errno: number, bytes: number) => void;
   /** Answer OPEN ourselves instead of letting the kernel skip it (default: skip when the kernel can). */
   noOpen?: boolean;
   /** Called for unexpected filesystem errors (mapped to EIO). */
@@ -99,10 +99,9 @@ export class FuseSession {
   private handle(req: Buffer): void {
     const h = decodeInHeader(req);
     const body = req.subarray(IN_HEADER_SIZE, h.len);
-    const start = performance.now();
     const done = (errno: number, out?: Buffer): void => {
       this.reply(h, errno, out);
-      this.opts.onRequest?.(OP_NAMES.get(h.opcode) ?? `op${h.opcode}`, errno, performance.now() - start, out?.length ?? 0);
+      this.opts.onRequest?.(OP_NAMES.get(h.opcode) ?? `op${h.opcode}`, errno, out?.length ?? 0);
     };
     const fail = (err: unknown): void => {
       if (err instanceof FuseErrno) return done(err.errno);

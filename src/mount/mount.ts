@@ -62,7 +62,7 @@ export class Mount {
       onError: (store, id, err) => log(`store ${store}: chunk ${id}: ${(err as Error).message}`),
     });
     const cache = cfg.cacheDir
-      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }), touchAfterMs: TOUCH_INTERVAL_MS }), readEntryTouches: true, onError: (err) => log(`cache: ${err.message}`) })
+      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }), touchAfterMs: TOUCH_INTERVAL_MS }), onError: (err) => log(`cache: ${err.message}`) })
       : undefined;
     const source = cache
       ? (id: Uint8Array, size: number) => cache.getOrFetch(id, size, () => router.fetch(id, size))
@@ -77,7 +77,7 @@ export class Mount {
       allowOther: !!cfg.allowOther,
       ...(cfg.kernelReadaheadKb !== undefined ? { readaheadKb: cfg.kernelReadaheadKb } : {}),
       fsname: 'bootfs',
-      onRequest: (op, errno, _ms, bytes) => requests.record(op, errno, bytes),
+      onRequest: (op, errno, bytes) => requests.record(op, errno, bytes),
       onError: (op, err) => log(`${op}: ${(err as Error).message} (answered EIO)`),
     });
     const mount = new Mount(session, { requests, reader, router, ...(cache ? { cache } : {}), started: Date.now() });

@@ -132,7 +132,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
         if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
-        const p = own(decodeChunk(job.id, entry.stored, job.location, opts));
+        const p = own(decodeChunk(job.id, entry.stored, job.location, { ...opts, scratch: true }));
         // Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked.
         if (job.touchAfterMs !== undefined && Date.now() - entry.mtimeMs > job.touchAfterMs) {
           try {
@@ -147,7 +147,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
         if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
-        const p = own(decodeChunk(job.id, job.stored, job.location, opts));
+        const p = own(decodeChunk(job.id, job.stored, job.location, { ...opts, scratch: true }));
         return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
       }
     }

@@ -309,6 +309,3 @@ function mediaTypeOf(r: Reply): string {
 }
 
 /** A client for `host[:port]/repo` (Docker Hub short names allowed). */
-export function openRegistryRepo(location: string, opts: RegistryOptions = {}): RegistryRepo {
-  return new RegistryRepo(parseRepoLocation(location), opts);
-}

@@ -94,9 +94,4 @@ export function resolveRegistryOptions(o: RegistryOptions = {}): ResolvedRegistr
 }
 
 /** Parse a `--tls-verify` value: true/false (also 1/0, yes/no). */
-export function parseTlsVerify(text: string): boolean {
-  const v = text.trim().toLowerCase();
-  if (['true', '1', 'yes'].includes(v)) return true;
-  if (['false', '0', 'no'].includes(v)) return false;
-  throw new UsageError(`--tls-verify takes true or false, not '${text}'`);
-}
+export { parseTlsVerify } from '../util/parse.js';

@@ -35,11 +35,9 @@ export interface CacheDirOptions {
   /**
    * A fast path for hits: read, decompress and verify entry `file` in one step (a worker pool's
    * cacheRead). Undefined = absent; a rejection sends the entry through the careful path, which
-   * removes it if it really is bad.
+   * removes it if it really is bad. It must refresh a hit's recency (mtime) itself, as load() does.
    */
   readEntry?: (file: string, id: Uint8Array, size: number | undefined) => Promise<Buffer | undefined>;
-  /** readEntry refreshes recency itself (as load does: mtime older than TOUCH_INTERVAL_MS). */
-  readEntryTouches?: boolean;
 }
 
 /** Per-process counters (this CacheDir only). */
@@ -94,7 +92,7 @@ export class CacheDir {
 
   private constructor(
     private readonly store: LocalStore,
-    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntryTouches'>,
+    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>,
   ) {
     this.location = store.location;
     this.locks = new FetchLocks(store.location, opts);
@@ -205,9 +203,7 @@ export class CacheDir {
     const file = this.store.chunkPath(id);
     if (this.opts.readEntry) {
       try {
-        const plain = await this.opts.readEntry(file, id, size);
-        if (plain && !this.opts.readEntryTouches) this.touchOnce(file);
-        return plain;
+        return await this.opts.readEntry(file, id, size);
       } catch {
         // Not a good copy (or unreadable): the careful path below decides and cleans up.
       }
@@ -247,17 +243,6 @@ export class CacheDir {
     } finally {
       await fh.close();
     }
-  }
-
-  private readonly touched = new Set<string>();
-
-  /** Refresh an entry's recency (mtime) on its first hit in this process; never waited for. */
-  private touchOnce(file: string): void {
-    if (this.touched.has(file)) return;
-    if (this.touched.size >= 1_000_000) this.touched.clear();
-    this.touched.add(file);
-    const now = Date.now() / 1000;
-    utimes(file, now, now).catch(() => undefined);
   }
 
   /** load(), with a read error (EIO, EACCES) counted and reported as a miss: the fetch still serves the read. */

@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import { parseTlsVerify } from '../util/parse.js';
 import type { HttpStoreOptions } from './http.js';
 import { LocalStore } from './local.js';
 import type { RegistryStoreOptions } from './registry.js';
@@ -112,8 +113,7 @@ export async function openLocalStore(text: string, opts: { create?: boolean } = 
 export function registryOptionsFromEnv(env: NodeJS.ProcessEnv): { creds?: string; tlsVerify?: boolean } {
   const out: { creds?: string; tlsVerify?: boolean } = {};
   if (env.BOOTFS_REGISTRY_CREDS) out.creds = env.BOOTFS_REGISTRY_CREDS;
-  const tls = env.BOOTFS_REGISTRY_TLS_VERIFY?.trim().toLowerCase();
-  if (tls === 'false' || tls === '0') out.tlsVerify = false;
+  if (env.BOOTFS_REGISTRY_TLS_VERIFY?.trim()) out.tlsVerify = parseTlsVerify(env.BOOTFS_REGISTRY_TLS_VERIFY);
   return out;
 }
 

@@ -13,6 +13,7 @@
  * Every chunk blob is a layer of a manifest reachable from the tag, so `registry garbage-collect`
  * keeps it. The chunk map says which blob holds which chunk, so a reader needs one request per chunk.
  */
+import { MAX_DOCUMENT_SIZE } from '../oci/read.js';
 import { BootfsError, ExitCode } from '../errors.js';
 import { SHA256_DIGEST, sha256Digest, short } from '../oci/digest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
@@ -43,8 +44,6 @@ export const ANNOTATION_COUNT = 'org.bootfs.chunks.count';
  * make a ~650 KB manifest: far below distribution's 4 MiB manifest cap (and other registries').
  */
 export const SEGMENT_MAX_CHUNKS = 5000;
-/** Largest manifest or index accepted or written: distribution's cap. */
-export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
 /** Most entries one chunk map may hold: a 4 MiB manifest cannot list more layers than this. */
 export const MAX_MAP_ENTRIES = 65_536;
 /** Most segments an index may list: 4 MiB of descriptors of ~300 bytes each is ~14 000. */
@@ -203,7 +202,7 @@ export function buildSegment(map: ChunkMap, mapBody: Buffer): BuiltSegment {
     annotations: { [ANNOTATION_COUNT]: count },
   };
   const body = Buffer.from(JSON.stringify(manifest));
-  if (body.length > MAX_DOCUMENT_BYTES) throw new RangeError(`segment manifest of ${body.length} bytes is over ${MAX_DOCUMENT_BYTES}`);
+  if (body.length > MAX_DOCUMENT_SIZE) throw new RangeError(`segment manifest of ${body.length} bytes is over ${MAX_DOCUMENT_SIZE}`);
   const digest = sha256Digest(body);
   return {
     body,
@@ -224,7 +223,7 @@ export function buildIndex(descriptors: readonly Descriptor[]): Buffer {
   const byDigest = new Map(descriptors.map((d) => [d.digest, d]));
   const manifests = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, artifactType: STORE_ARTIFACT_TYPE, manifests }));
-  if (body.length > MAX_DOCUMENT_BYTES) throw new RangeError(`store index of ${body.length} bytes is over ${MAX_DOCUMENT_BYTES}`);
+  if (body.length > MAX_DOCUMENT_SIZE) throw new RangeError(`store index of ${body.length} bytes is over ${MAX_DOCUMENT_SIZE}`);
   return body;
 }
 
@@ -242,7 +241,7 @@ export interface ParsedIndex {
 }
 
 function parseJson(body: Buffer, what: string): Record<string, unknown> {
-  if (body.length > MAX_DOCUMENT_BYTES) throw new StoreFormatError(`${what} is ${body.length} bytes, over ${MAX_DOCUMENT_BYTES}`);
+  if (body.length > MAX_DOCUMENT_SIZE) throw new StoreFormatError(`${what} is ${body.length} bytes, over ${MAX_DOCUMENT_SIZE}`);
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -298,7 +297,7 @@ export function parseIndex(body: Buffer, mediaType: string, what: string): Parse
       others.push(d);
       return;
     }
-    if (d.size > MAX_DOCUMENT_BYTES) throw new StoreFormatError(`${what} manifests[${i}] is ${d.size} bytes, over ${MAX_DOCUMENT_BYTES}`);
+    if (d.size > MAX_DOCUMENT_SIZE) throw new StoreFormatError(`${what} manifests[${i}] is ${d.size} bytes, over ${MAX_DOCUMENT_SIZE}`);
     const a = d.annotations ?? {};
     const ref: SegmentRef = { descriptor: d };
     const count = parseCount(a[ANNOTATION_COUNT], MAX_MAP_ENTRIES, `${what} manifests[${i}] ${ANNOTATION_COUNT}`);
