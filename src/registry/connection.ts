@@ -78,6 +78,7 @@ export class RegistryConnection {
   private pinging: Promise<string> | undefined;
   private auth: AuthState = { kind: 'unknown' };
   private readonly tokens = new Map<string, BearerToken>();
+  private readonly tokenFetches = new Map<string, Promise<BearerToken>>();
   private creds: Promise<Credentials | undefined> | undefined;
   private closed = false;
 
@@ -286,7 +287,14 @@ export class RegistryConnection {
     const key = scopeKey(scopes);
     let t = this.tokens.get(key);
     if (t === undefined || t.expiresAt <= Date.now()) {
-      t = await this.fetchToken(scopes, signal);
+      // Requests in flight at once (16 for a chunk store) share one token fetch per scope set.
+      let pending = this.tokenFetches.get(key);
+      if (!pending) {
+        // Not tied to this caller's signal: others wait on it too (the client's timeouts bound it).
+        pending = this.fetchToken(scopes).finally(() => this.tokenFetches.delete(key));
+        this.tokenFetches.set(key, pending);
+      }
+      t = await pending;
       this.tokens.set(key, t);
     }
     return `Bearer ${t.token}`;
