@@ -97,7 +97,7 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
     }
     const files = dataOrder(root);
     const total = files.reduce((sum, f) => sum + f.size, 0);
-    const made = await makeBlobIndex(dataStream(files, sources, pool), {
+    const made = await makeBlobIndex(dataStream(files, sources), {
       sizes,
       pool,
       ...(opts.store ? { store: opts.store } : {}),

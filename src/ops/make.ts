@@ -7,7 +7,7 @@
  * and, when the store lacks them, compressed and written. Results are consumed in input order, so
  * the index bytes never depend on which worker finished first.
  */
-import { chunkBatches } from '../chunker/index.js';
+import { chunkBatches, WindowPool } from '../chunker/index.js';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/params.js';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from '../index/caibx.js';
@@ -65,7 +65,9 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array>, opts: Mak
   const counted = new Set<string>();
   const windowSize = opts.windowSize ?? Math.max(MAKE_WINDOW_SIZE, 2 * sizes.max);
   try {
-    const batches = chunkBatches(source, { sizes, windowSize });
+    // Windows come back from the workers with each result and are filled again.
+    const windows = new WindowPool(windowSize, (opts.inFlight ?? 2 * pool.threads) + 2);
+    const batches = chunkBatches(source, { sizes, windowSize, windows });
     const results = mapOrdered(batches, opts.inFlight ?? 2 * pool.threads, async ({ data, ends: batchEnds }) => {
       opts.signal?.throwIfAborted();
       const sizesOf = batchEnds.map((e, i) => e - (i === 0 ? 0 : batchEnds[i - 1]!));
@@ -73,6 +75,7 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array>, opts: Mak
       if (!store) r = await pool.batch(data, batchEnds, 'hash');
       else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', store.root);
       else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode'));
+      windows.give(r.window);
       return { sizes: sizesOf, ...r };
     });
     let offset = 0;

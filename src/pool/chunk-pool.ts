@@ -16,6 +16,8 @@ export interface BatchResult {
   ids: Buffer;
   storedSizes: number[];
   stored?: Buffer;
+  /** The batch's `data` buffer, back from the worker for reuse (see WindowPool). */
+  window?: ArrayBuffer;
 }
 
 interface Pending {
@@ -99,6 +101,7 @@ export class ChunkPool {
     if (root !== undefined) job.root = root;
     const reply = await this.submit(job, [data]);
     const result: BatchResult = { ids: Buffer.from(reply.ids!.buffer, 0, reply.ids!.length), storedSizes: reply.storedSizes ?? [] };
+    if (reply.data) result.window = reply.data.buffer as ArrayBuffer;
     if (reply.stored) result.stored = Buffer.from(reply.stored.buffer, 0, reply.stored.length);
     return result;
   }
@@ -114,12 +117,6 @@ export class ChunkPool {
     if (out) job.outPath = out.path;
     const reply = await this.submit(job, [idCopy]);
     return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
-  }
-
-  /** Read whole files under `root` (raw-byte relative paths, exact sizes) and return them back to back. */
-  async readFiles(root: string, paths: Uint8Array[], sizes: number[]): Promise<Buffer> {
-    const reply = await this.submit({ seq: 0, op: 'read-files', root, paths, sizes }, []);
-    return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
   }
 
   /** Hash only (an index without a store). */

@@ -13,11 +13,6 @@ export type Job =
    * against its ID and `sizes[i]`; then either write them at `outOffset` into the file `outPath`
    * (positioned writes: workers fill one file in parallel) or return them back to back.
    */
-  /**
-   * Read whole files (raw-byte paths relative to `root`, exact `sizes`) and return them back to
-   * back; a file whose size differs from `sizes[i]` is an error naming it.
-   */
-  | { seq: number; op: 'read-files'; root: string; paths: Uint8Array[]; sizes: number[] }
   | { seq: number; op: 'extract-local'; root: string; ids: Uint8Array; sizes: number[]; outPath?: string; outOffset: number }
   | { seq: number; op: 'decode'; id: Uint8Array; stored: Uint8Array; location: string; size?: number; maxSize?: number }
   | { seq: number; op: 'cache-read'; file: string; id: Uint8Array; location: string; size?: number; maxSize?: number; touchAfterMs?: number };
@@ -35,6 +30,8 @@ export type Reply =
       ids?: Uint8Array;
       /** Batch replies: stored size per chunk ('store-local': -1 when the store already had it). */
       storedSizes?: number[];
+      /** Batch replies: the job's `data`, handed back so its memory can be reused. */
+      data?: Uint8Array;
     }
   | {
       seq: number;

@@ -22,37 +22,6 @@ function localStore(root: string): LocalStore {
   return store;
 }
 
-/** The files under `root` back to back, each checked to have exactly its expected size. */
-function readFiles(root: string, paths: Uint8Array[], sizes: number[]): Uint8Array {
-  const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
-  const base = Buffer.from(root + '/');
-  const probe = Buffer.alloc(1);
-  let off = 0;
-  paths.forEach((rel, i) => {
-    const size = sizes[i]!;
-    const file = Buffer.concat([base, rel]);
-    const name = () => `${Buffer.from(rel).toString()} in ${root}`;
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch (err) {
-      throw new IoError(`cannot read ${name()}: ${(err as Error).message}`, err);
-    }
-    try {
-      for (let got = 0; got < size; ) {
-        const n = readSync(fd, out, off + got, size - got, got);
-        if (n === 0) throw new IoError(`${name()} shrank while it was converted (expected ${size} bytes)`);
-        got += n;
-      }
-      if (readSync(fd, probe, 0, 1, size) !== 0) throw new IoError(`${name()} grew while it was converted (expected ${size} bytes)`);
-    } finally {
-      closeSync(fd);
-    }
-    off += size;
-  });
-  return out;
-}
-
 function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   try {
     switch (job.op) {
@@ -81,8 +50,8 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
           }
           start = end;
         }
-        const reply: Reply = { seq: job.seq, ok: true, ids, storedSizes };
-        const transfer = [ids.buffer as ArrayBuffer];
+        const reply: Reply = { seq: job.seq, ok: true, ids, storedSizes, data: job.data };
+        const transfer = [ids.buffer as ArrayBuffer, job.data.buffer as ArrayBuffer];
         if (job.mode === 'encode') {
           const all = new Uint8Array(storedSizes.reduce((a, b) => a + b, 0));
           let off = 0;
@@ -94,10 +63,6 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
           transfer.push(all.buffer as ArrayBuffer);
         }
         return { reply, transfer };
-      }
-      case 'read-files': {
-        const out = readFiles(job.root, job.paths, job.sizes);
-        return { reply: { seq: job.seq, ok: true, plain: out }, transfer: [out.buffer as ArrayBuffer] };
       }
       case 'extract-local': {
         const store = localStore(job.root);

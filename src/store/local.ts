@@ -19,6 +19,17 @@ export const CHUNK_SUFFIX = '.cacnk';
  * our own listing skip another writer's in-flight file.
  */
 export const TEMP_PREFIX = '.tmp-';
+
+/**
+ * Unique among every writer of a store: a random tag drawn once per thread (PIDs alone collide
+ * across containers sharing a volume) plus a counter. Drawing random bytes per chunk cost a worker
+ * about 1% of a convert.
+ */
+const writerTag = `${process.pid}.${randomBytes(6).toString('hex')}`;
+let tempSeq = 0;
+function tempName(hex: string): string {
+  return `${TEMP_PREFIX}${hex}.${writerTag}.${(tempSeq++).toString(36)}`;
+}
 const SHARD = /^[0-9a-f]{4}$/;
 
 export interface LocalStoreOptions {
@@ -101,7 +112,7 @@ export class LocalStore implements PruneStore {
     const dir = path.join(this.root, hex.slice(0, 4));
     const final = path.join(dir, hex + CHUNK_SUFFIX);
     // pid + random: unique across processes and across concurrent puts within one process.
-    const tmp = path.join(dir, `${TEMP_PREFIX}${hex}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(dir, tempName(hex));
     try {
       await mkdir(dir, { recursive: true });
       const fh = await open(tmp, 'wx', 0o644);
@@ -132,7 +143,7 @@ export class LocalStore implements PruneStore {
     const final = path.join(dir, hex + CHUNK_SUFFIX);
     if (statSync(final, { throwIfNoEntry: false })?.isFile()) return -1;
     const stored = produce();
-    const tmp = path.join(dir, `${TEMP_PREFIX}${hex}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(dir, tempName(hex));
     try {
       if (!this.knownShards.has(shard)) {
         mkdirSync(dir, { recursive: true });

@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { chunkStream, cutPoints, refCutPoints, DEFAULT_CHUNK_SIZES, MAX_WINDOW_SIZE } from '../../src/chunker/index.js';
+import { chunkBatches, chunkerBackend, chunkStream, cutPoints, refCutPoints, DEFAULT_CHUNK_SIZES, MAX_WINDOW_SIZE, WindowPool } from '../../src/chunker/index.js';
 import type { ChunkSizes } from '../../src/chunker/index.js';
 import { UsageError } from '../../src/errors.js';
 import { xorshiftBytes } from './xorshift.js';
@@ -204,5 +204,39 @@ describe('chunkStream edge cases', () => {
       yield 'text';
     }
     await expect(collect(chunkStream(strings() as AsyncIterable<Uint8Array>))).rejects.toThrow(UsageError);
+  });
+});
+
+describe('chunkBatches with recycled windows', () => {
+  it('calls the WASM chunker directly, not through its copying glue', () => {
+    expect(chunkerBackend()).toBe('direct');
+  });
+
+  it('reuses windows given back and still cuts exactly as the oracle', async () => {
+    const data = makeData('random', 11, 3_000_000);
+    const windowSize = 300_000;
+    const windows = new WindowPool(windowSize, 2);
+    const seen = new Set<ArrayBufferLike>();
+    const ends: number[] = [];
+    let base = 0;
+    for await (const { data: batch, ends: batchEnds } of chunkBatches(split(data, [65_536, 1, 99_999]), { windowSize, windows })) {
+      seen.add(batch.buffer);
+      for (const e of batchEnds) ends.push(base + e);
+      base += batch.length;
+      // As a worker would: the bytes are consumed, then the window is given back (scribbled on).
+      new Uint8Array(batch.buffer).fill(0xa5);
+      windows.give(batch.buffer);
+    }
+    expect(ends).toEqual(refCutPoints(data, DEFAULT_CHUNK_SIZES));
+    expect(base).toBe(data.length);
+    // 10 windows' worth of input through at most 3 distinct buffers (one filling, one handed out, one spare).
+    expect(seen.size).toBeLessThanOrEqual(3);
+  });
+
+  it('ignores buffers of another size and refuses a pool that does not match the window size', () => {
+    const windows = new WindowPool(1 << 20, 4);
+    windows.give(new ArrayBuffer(1000));
+    expect(windows.take().length).toBe(1 << 20);
+    expect(() => chunkBatches(split(new Uint8Array(10), [10]), { windowSize: 1 << 21, windows })).toThrow(UsageError);
   });
 });
