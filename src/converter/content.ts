@@ -36,7 +36,7 @@ const PREFETCH_DEPTH = 32;
 const GROUP_FILES = 64;
 
 /**
- * The data stream: the contents of `files` (in that order) back to back. Runs of files that sit
+ * The data stream: the contents of `files` (in that order, pulled as needed) back to back. Runs of files that sit
  * next to each other in the same spool are read as one range (layers are usually written in path
  * order, so sorted order often is spool order) and read ahead in parallel, in order.
  *
@@ -47,7 +47,7 @@ const GROUP_FILES = 64;
  * takes the reads, their buffers' page faults and a copy off the workers.
  * Throws IoError when a dir: file changed size.
  */
-export async function* dataStream(files: readonly FsNode[], sources: readonly ContentSource[]): AsyncGenerator<Uint8Array> {
+export async function* dataStream(files: Iterable<FsNode>, sources: readonly ContentSource[]): AsyncGenerator<Uint8Array> {
   const reads = mapOrdered(tasks(files, sources), PREFETCH_DEPTH, async (t) => {
     if (t.kind !== 'spool' || t.size > PREFETCH_MAX) return t; // read when its turn comes
     return concat(t.spool.readRange(t.offset, t.size));
@@ -71,44 +71,55 @@ class ReadBuffer {
   }
 }
 
-function* tasks(files: readonly FsNode[], sources: readonly ContentSource[]): Generator<Task> {
-  let i = 0;
-  while (i < files.length) {
-    const ref = contentOf(files[i]!);
+function* tasks(files: Iterable<FsNode>, sources: readonly ContentSource[]): Generator<Task> {
+  const it = files[Symbol.iterator]();
+  // One file of lookahead: the one that ended the previous group or run.
+  let pending: ContentRef | undefined;
+  const next = (): ContentRef | undefined => {
+    if (pending) {
+      const p = pending;
+      pending = undefined;
+      return p;
+    }
+    const r = it.next();
+    return r.done ? undefined : contentOf(r.value);
+  };
+  for (let ref = next(); ref !== undefined; ref = next()) {
     const source = sources[ref.source];
     if (!source) throw new IoError(`content source ${ref.source} does not exist (internal error)`);
     if (source.kind === 'dir') {
       if (ref.size > PREFETCH_MAX) {
         yield { kind: 'dir', root: source.root, ref };
-        i++;
         continue;
       }
       const group: ContentRef[] = [ref];
       let size = ref.size;
-      let j = i + 1;
-      while (j < files.length && group.length < GROUP_FILES && size < PREFETCH_MAX) {
-        const next = contentOf(files[j]!);
-        if (next.source !== ref.source || next.size > PREFETCH_MAX) break;
-        group.push(next);
-        size += next.size;
-        j++;
+      while (group.length < GROUP_FILES && size < PREFETCH_MAX) {
+        const n = next();
+        if (n === undefined) break;
+        if (n.source !== ref.source || n.size > PREFETCH_MAX) {
+          pending = n;
+          break;
+        }
+        group.push(n);
+        size += n.size;
       }
       yield { kind: 'dir-group', root: source.root, refs: group, size };
-      i = j;
       continue;
     }
     // Extend the run while the next file continues exactly where this one ends (up to a bound,
     // so one run never becomes a huge prefetch).
     let end = ref.offset + ref.size;
-    let j = i + 1;
-    while (j < files.length && end - ref.offset < PREFETCH_MAX) {
-      const next = contentOf(files[j]!);
-      if (next.source !== ref.source || next.offset !== end) break;
-      end += next.size;
-      j++;
+    while (end - ref.offset < PREFETCH_MAX) {
+      const n = next();
+      if (n === undefined) break;
+      if (n.source !== ref.source || n.offset !== end) {
+        pending = n;
+        break;
+      }
+      end += n.size;
     }
     yield { kind: 'spool', spool: source.spool, offset: ref.offset, size: end - ref.offset };
-    i = j;
   }
 }
 

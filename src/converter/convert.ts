@@ -19,14 +19,15 @@ import type { WriteStore } from '../store/types.js';
 import { dataOrder, walkSorted } from '../tree/walk.js';
 import type { FsNode, ImageConfig } from '../tree/types.js';
 import { type ContentSource, dataStream } from './content.js';
-import { readDirTree } from './dir-tree.js';
+import { startDirWalk } from './dir-tree.js';
 import { LayerFlattener } from './flatten.js';
 import { Spool } from './spool.js';
 import type { TarLimits } from './tar-reader.js';
 
 export type ConvertProgress =
   | { phase: 'layer'; index: number; count: number; digest: string; bytes: number }
-  | { phase: 'chunk'; bytes: number; total: number; chunks: number; newChunks: number };
+  /** `total` is unknown while a dir: source is still being walked. */
+  | { phase: 'chunk'; bytes: number; total: number | undefined; chunks: number; newChunks: number };
 
 export interface ConvertOptions {
   /** Where chunks go; without a store only the index is computed. */
@@ -78,10 +79,15 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
   let spool: Spool | undefined;
   try {
     const sources: ContentSource[] = [];
-    let root: FsNode;
+    let files: Iterable<FsNode>;
+    let total: number | undefined;
+    let tree: () => Promise<FsNode>;
     if (image.rootfsDir !== undefined) {
       sources.push({ kind: 'dir', root: image.rootfsDir });
-      root = await readDirTree(image.rootfsDir, { sourceIndex: 0, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+      // The walk goes on as the data stream pulls files, so the workers start before it ends.
+      const walk = await startDirWalk(image.rootfsDir, { sourceIndex: 0, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+      files = walk.files;
+      tree = () => walk.finish();
     } else {
       spool = await Spool.create(opts.tmpDir ?? tmpdir());
       sources.push({ kind: 'spool', spool });
@@ -92,11 +98,13 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
         const stats = await flattener.applyLayer(image.openLayer(i, opts.signal ? { signal: opts.signal } : {}), layer.digest);
         opts.onProgress?.({ phase: 'layer', index: i, count: image.layers.length, digest: layer.digest, bytes: stats.bytes });
       }
-      root = flattener.root;
+      const merged = flattener.root;
+      tree = async () => merged;
       await spool.flush();
+      const ordered = dataOrder(merged);
+      total = ordered.reduce((sum, f) => sum + f.size, 0);
+      files = ordered;
     }
-    const files = dataOrder(root);
-    const total = files.reduce((sum, f) => sum + f.size, 0);
     const made = await makeBlobIndex(dataStream(files, sources), {
       sizes,
       pool,
@@ -104,6 +112,7 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: (p) => opts.onProgress?.({ phase: 'chunk', bytes: p.bytes, total, chunks: p.chunks, newChunks: p.newChunks }),
     });
+    const root = await tree();
     const index = encodeBootfsIndex({ root, sizes, table: made.index.table, config: image.config });
     return {
       index,

@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/errors.js';
-import { readDirTree } from '../../src/converter/dir-tree.js';
+import { readDirTree, startDirWalk } from '../../src/converter/dir-tree.js';
+import { dataOrder } from '../../src/tree/walk.js';
 import { LayerFlattener } from '../../src/converter/flatten.js';
 import { Spool } from '../../src/converter/spool.js';
 import { type FsNode, fromByteString } from '../../src/tree/types.js';
@@ -127,6 +128,34 @@ describeWithTools(['getfattr', 'setfattr', 'mknod', 'tar', 'python3'], 'readDirT
         await spool.close();
       }
     }
+  });
+});
+
+describeWithTools(['getfattr', 'setfattr', 'mknod', 'python3'], 'startDirWalk', () => {
+  it('hands out files in data order while it walks, and finishes to the same tree', async () => {
+    const dir = await makeSampleDir();
+    const setup = await run('bash', ['-c', 'mkdir -p a/b zz && printf 1 > a/b/f && printf 22 > a.b && printf 333 > zz/g && ln a/b/f zz/h'], { cwd: dir });
+    expect(setup.code).toBe(0);
+    const walk = await startDirWalk(dir, { sourceIndex: 0 });
+    const it = walk.files[Symbol.iterator]();
+    const first = it.next();
+    expect(first.done).toBe(false);
+    // Lazy: the first file came before the last directory was listed.
+    expect(get(walk.root, 'zz')!.children!.size).toBe(0);
+    const rest: FsNode[] = [];
+    for (let r = it.next(); !r.done; r = it.next()) rest.push(r.value);
+    const root = await walk.finish();
+    expect(root).toBe(walk.root);
+    const pulled = [first.value as FsNode, ...rest];
+    // Exactly dataOrder: sorted depth-first (a, a/b/f, a.b, …), each hardlinked inode once.
+    const order = dataOrder(root);
+    expect(pulled.length).toBe(order.length);
+    pulled.forEach((n, i) => expect(n).toBe(order[i]));
+    expect(pulled.slice(0, 2).map((n) => n.content!.path)).toEqual(['a/b/f', 'a.b']);
+    expect(get(root, 'zz/h')).toBe(get(root, 'a/b/f'));
+    // xattrs arrive at finish.
+    expect(get(root, 'file')!.xattrs.get('user.test')).toEqual(Buffer.from('0001ff', 'hex'));
+    expect(await readDirTree(dir, { sourceIndex: 0 })).toEqual(root);
   });
 });
 
