@@ -16,7 +16,7 @@ import { BenchLink, HOST_ADDR, NS_ADDR, writeRegistryConfig } from './boot-net.j
 import { BenchPodman } from './boot-podman.js';
 import { BOOT_TARGETS, bytesTable, timingTable, verdicts } from './boot-report.js';
 import { type BootRun, runRounds, summarizeCells } from './boot-runs.js';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPart, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPart, SetupError, bootfsBinIn } from './common.js';
 import type { CheckRecord } from './convert-shared.js';
 import { mountPoints } from './mount-proc.js';
 import { addCheck } from './mount-shared.js';
@@ -28,7 +28,7 @@ import { createWorkDir } from './workdir.js';
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 function findTools(repoRoot: string): BootTools {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new SetupError('the boot benchmark creates a network namespace and runs podman with /dev/fuse: run it as root');
   if (!existsSync('/dev/fuse')) throw new SetupError('/dev/fuse is missing: boot images mount FUSE file systems (modprobe fuse)');

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runProcess } from './proc.js';
+import { runProcess, TIMED_ENV_KEYS } from './proc.js';
 import { toolVersion } from './tools.js';
 import type { WorkDir } from './workdir.js';
 
@@ -17,6 +17,11 @@ export function findRepoRoot(): string {
     dir = up;
   }
   return dir;
+}
+
+/** The CLI as installed: the bundle `npm run build` writes (package.json "bin"). */
+export function bootfsBinIn(repoRoot: string): string {
+  return path.join(repoRoot, 'dist', 'cli', 'bin.js');
 }
 
 /** A problem that stops the benchmark before it measures anything (exit 2). */
@@ -38,6 +43,8 @@ export async function describeEnvironment(repoRoot: string, casync: string) {
       nodeVersion: process.version,
       loadavgAtStart: os.loadavg(),
     },
+    // Timed tools get only these variables (bench/proc.ts timedEnv); the host's NODE_* ones are listed.
+    timedEnv: { kept: [...TIMED_ENV_KEYS], hostNodeVariablesDropped: Object.keys(process.env).filter((k) => k.startsWith('NODE_')) },
     bootfsVersion: pkg.version,
     gitCommit: git?.code === 0 ? git.stdout.trim() : null,
     casyncVersion: await toolVersion(casync),

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
@@ -26,7 +26,7 @@ const PART_TOOLS: Record<PartName, readonly ('casync' | 'umoci' | 'rsync')[]> = 
 
 /** The tools the selected parts need, or a SetupError saying what to install or build. */
 function findTools(repoRoot: string, parts: readonly PartName[]): ConvertTools {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   if (!existsSync(GNU_TIME)) throw new SetupError(`${GNU_TIME} is missing (it measures peak RSS): install the Debian package time`);
   const needed = new Set(parts.flatMap((p) => PART_TOOLS[p]));

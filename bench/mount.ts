@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, InputUnavailable, runBenchMain, runParts, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, InputUnavailable, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
 import type { CheckRecord } from './convert-shared.js';
 import { type Mount100kResult, mount100kTable, runMount100k } from './mount-100k.js';
 import { type CatResult, catTable, runCat } from './mount-cat.js';
@@ -30,7 +30,7 @@ const PART_TOOLS: Record<MountPartName, readonly ('casync' | 'python3')[]> = {
 };
 
 function findTools(repoRoot: string, parts: readonly MountPartName[]): MountTools {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   if (!existsSync('/dev/fuse')) throw new SetupError('/dev/fuse is missing: FUSE mounts need it (modprobe fuse, or run the container with --device /dev/fuse)');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new SetupError('the mount benchmark mounts FUSE file systems: run it as root');

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
 import { parseOrExit } from './options.js';
 import { GNU_TIME } from './proc.js';
 import { type ConvertPartResult, convertTable, runConvertPart } from './registry-convert.js';
@@ -23,7 +23,7 @@ import { createWorkDir } from './workdir.js';
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 function findTools(repoRoot: string, parts: readonly RegistryPartName[]): RegistryTools {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   const registry = which('docker-registry') ?? (existsSync(REGISTRY_BIN) ? REGISTRY_BIN : null);
   if (!registry) throw new SetupError('docker-registry is not installed: apt-get install docker-registry (scripts/setup installs it)');

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { lstat, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HttpStore } from '../src/store/http.js';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain, bootfsBinIn } from './common.js';
 import { readFixtureEnv } from './inputs.js';
 import { parseOrExit } from './options.js';
 import { runChecked } from './proc.js';
@@ -35,7 +35,7 @@ interface Tools {
 }
 
 function findTools(repoRoot: string, parts: readonly RemotePartName[]): Tools {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   const nginx = which('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
   if (parts.includes('http') && !nginx) throw new SetupError('nginx is not on PATH (needed by --parts http): install the Debian package nginx');

@@ -6,7 +6,7 @@
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, SetupError, resultHeader, runBenchMain, bootfsBinIn } from './common.js';
 import { locateRootfsStream, RANDOM_RECIPE, sha256File, writeRandomFile } from './inputs.js';
 import { type InputMeasurement, measureInput, type PreparedInput, warmUp } from './measure.js';
 import { type BenchOptions, type InputName, parseBenchArgs, parseOrExit, USAGE } from './options.js';
@@ -30,7 +30,7 @@ interface PlannedInput {
 
 /** The tools, or a SetupError saying what to install or build. */
 function findTools(repoRoot: string): { tools: Tool[]; bootfsBin: string; casync: string } {
-  const bootfsBin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const bootfsBin = bootfsBinIn(repoRoot);
   if (!existsSync(bootfsBin)) throw new SetupError(`${bootfsBin} is missing: run npm run build first`);
   const casync = which('casync');
   if (!casync) throw new SetupError('casync is not on PATH: run scripts/setup (Debian package casync)');

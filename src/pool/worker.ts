@@ -4,7 +4,7 @@ import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeC
 import { compressToScratch } from '../codec/zstd.js';
 import { closeSync, constants, fstatSync, openSync, readSync, utimesSync, writeSync } from 'node:fs';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
-import { LocalStore } from '../store/local.js';
+import { LocalStore, storedBound } from '../store/local.js';
 import type { Job, Reply } from './protocol.js';
 
 /** A fresh, exactly-sized copy whose ArrayBuffer can be transferred without detaching shared memory. */
@@ -74,7 +74,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
           for (let i = 0; i < job.sizes.length; i++) {
             const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
             const size = job.sizes[i]!;
-            const plain = decodeChunk(id, store.getStoredSync(id), store.location, { size, scratch: true });
+            const plain = decodeChunk(id, store.getStoredSyncScratch(id, size), store.location, { size, scratch: true });
             if (out) out.set(plain, off);
             else for (let w = 0; w < size; ) w += writeSync(fd!, plain, w, size - w, job.outOffset + off + w);
             off += size;
@@ -146,7 +146,7 @@ function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs:
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size > plainBound + plainBound / 64 + 4096) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
+    if (!st.isFile() || st.size > storedBound(plainBound)) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
     const buf = Buffer.allocUnsafe(st.size);
     let n = 0;
     while (n < st.size) {

@@ -5,11 +5,11 @@
  * chunks, and a repeated put is a no-op.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeChunk, idToHex, isHexId } from '../chunk.js';
-import { ChunkNotFoundError, errnoCode, IoError, NotFoundError } from '../errors.js';
+import { BootfsError, ChunkCorruptError, ChunkNotFoundError, errnoCode, IoError, NotFoundError } from '../errors.js';
 import type { GetOptions, PruneStore, StoredChunkInfo } from './types.js';
 
 /** File suffix of a stored chunk; casync and desync enumerate exactly `*\/*.cacnk`. */
@@ -19,6 +19,11 @@ export const CHUNK_SUFFIX = '.cacnk';
  * our own listing skip another writer's in-flight file.
  */
 export const TEMP_PREFIX = '.tmp-';
+
+/** The largest stored (compressed) size a chunk of `plainSize` bytes can honestly have. */
+export function storedBound(plainSize: number): number {
+  return plainSize + Math.ceil(plainSize / 64) + 4096;
+}
 
 /**
  * Unique among every writer of a store: a random tag drawn once per thread (PIDs alone collide
@@ -83,10 +88,49 @@ export class LocalStore implements PruneStore {
     try {
       return readFileSync(this.chunkPath(id));
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChunkNotFoundError(idToHex(id), this.location);
-      throw new IoError(`cannot read chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
+      throw this.readError(id, err);
     }
+  }
+
+  /**
+   * Like getStoredSync, but into a buffer kept for the next call: the returned view is valid only
+   * until then. Hot loops (extract in the workers) read thousands of chunks; a fresh buffer each
+   * cost a page fault per 4 KiB and GC time (measured: sys time 0.44 -> 0.2 s extracting 256 MB).
+   */
+  getStoredSyncScratch(id: Uint8Array, plainSize: number): Buffer {
+    let fd: number;
+    try {
+      fd = openSync(this.chunkPath(id), 'r');
+    } catch (err) {
+      throw this.readError(id, err);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      // zstd never grows data by more than a few bytes per 128 KiB block: anything larger is junk
+      // (and must not make us allocate it).
+      if (size > storedBound(plainSize)) throw new ChunkCorruptError(idToHex(id), this.location, `stored file is ${size} bytes, too large for a ${plainSize}-byte chunk`);
+      if (this.readScratch.length < size) this.readScratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
+      let n = 0;
+      while (n < size) {
+        const r = readSync(fd, this.readScratch, n, size - n, n);
+        if (r === 0) break;
+        n += r;
+      }
+      return this.readScratch.subarray(0, n);
+    } catch (err) {
+      throw this.readError(id, err);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private readScratch = Buffer.alloc(0);
+
+  private readError(id: Uint8Array, err: unknown): Error {
+    if (err instanceof BootfsError) return err;
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return new ChunkNotFoundError(idToHex(id), this.location);
+    return new IoError(`cannot read chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
   }
 
   async getChunk(id: Uint8Array, opts: GetOptions = {}): Promise<Buffer> {

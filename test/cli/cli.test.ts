@@ -138,6 +138,14 @@ describe('bad input leaves no partial output and an unchanged store', () => {
     await extractFails(s, index, 3, new RegExp(id));
   });
 
+  it('a .cacnk far larger than its chunk (a planted huge file): exit 3, not read into memory', async () => {
+    const s = await storeCopy('huge');
+    const id = chunkIds[1]!;
+    // Sparse, 64 MiB: far above any chunk the index allows (the check is on the size, before any read).
+    await truncate(path.join(s, id.slice(0, 4), `${id}.cacnk`), 64 * 1024 ** 2);
+    await extractFails(s, index, 3, new RegExp(`chunk ${id}.*too large`));
+  });
+
   it('a missing chunk: exit 2 naming the chunk and the store', async () => {
     const s = await storeCopy('missing');
     const id = chunkIds[2]!;

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, describeWithTools, inCI, repoRoot, run, tmpDir } from '../helpers/tools.js';
+import { bootfsBin, cleanup, describeWithTools, inCI, repoRoot, run, tmpDir } from '../helpers/tools.js';
 import { bootfs } from './cli-helpers.js';
 
 const canFuse = process.getuid?.() === 0 && existsSync('/dev/fuse');
@@ -71,7 +71,7 @@ describe('bootfs demo part 3 (lazy boot)', () => {
     if (process.getuid?.() === 0) {
       const dir = await tmpDir('bootfs-demo-nobody-');
       await chmod(dir, 0o777);
-      const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(repoRoot, 'dist/src/cli/bin.js'), 'demo', '--dir', path.join(dir, 'd'), '--size', '1', '--json'], {
+      const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bootfsBin, 'demo', '--dir', path.join(dir, 'd'), '--size', '1', '--json'], {
         env: { ...process.env, HOME: dir },
         timeoutMs: 120_000,
       });

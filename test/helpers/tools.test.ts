@@ -41,7 +41,7 @@ describe('paths', () => {
   it('repoRoot is the bootfs checkout, bootfsBin the built CLI', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { name: string };
     expect(pkg.name).toBe('bootfs');
-    expect(bootfsBin).toBe(path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js'));
+    expect(bootfsBin).toBe(path.join(repoRoot, 'dist', 'cli', 'bin.js'));
     expect(existsSync(debianRootfsScript)).toBe(true);
   });
 });

@@ -15,7 +15,7 @@ import { describe, it } from 'vitest';
 export const repoRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The built CLI; run it as `run(process.execPath, [bootfsBin, ...args])` (needs `npm run build`). */
-export const bootfsBin: string = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+export const bootfsBin: string = path.join(repoRoot, 'dist', 'cli', 'bin.js');
 
 /** scripts/fixtures/debian-rootfs */
 export const debianRootfsScript: string = path.join(repoRoot, 'scripts', 'fixtures', 'debian-rootfs');
@@ -427,7 +427,7 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
   });
 }
 
-/** Run the built CLI: `node dist/src/cli/bin.js ARGS`. */
+/** Run the built CLI (the bundle package.json names as bin): `node dist/cli/bin.js ARGS`. */
 export function runBootfs(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return run(process.execPath, [bootfsBin, ...args], opts);
 }
