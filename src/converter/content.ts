@@ -36,9 +36,10 @@ const PREFETCH_DEPTH = 32;
 const GROUP_FILES = 64;
 
 /**
- * The data stream: the contents of `files` (in that order, pulled as needed) back to back. Runs of files that sit
- * next to each other in the same spool are read as one range (layers are usually written in path
- * order, so sorted order often is spool order) and read ahead in parallel, in order.
+ * The data stream: the contents of `files` (in that order, pulled as needed) back to back. Runs
+ * of files that sit next to each other in the same spool are read as one range (layers are
+ * usually written in path order, so sorted order often is spool order) and read ahead in
+ * parallel, in order.
  *
  * Files of a dir: source are read with synchronous calls on this thread into one reused buffer,
  * so **a yielded piece is valid only until the next one is requested** (the chunker copies each

@@ -48,7 +48,7 @@ export async function readDirTree(dir: string, opts: DirTreeOptions): Promise<Fs
 
 /** One listed directory of the walk: its children in byte order of their names, and the next to visit. */
 interface Frame {
-  entries: { abs: Buffer; rel: ByteString; node: FsNode }[];
+  entries: { name: ByteString; abs: Buffer; rel: ByteString; node: FsNode }[];
   next: number;
 }
 
