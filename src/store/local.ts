@@ -5,7 +5,7 @@
  * chunks, and a repeated put is a no-op.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeChunk, idToHex, isHexId } from '../chunk.js';
@@ -77,25 +77,15 @@ export class LocalStore implements PruneStore {
     try {
       return await readFile(file);
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChunkNotFoundError(idToHex(id), this.location);
-      throw new IoError(`cannot read chunk ${idToHex(id)} from ${this.location}: ${(err as Error).message}`, err);
-    }
-  }
-
-  /** Synchronous read of a chunk's stored bytes, for worker threads. Same errors as getStored. */
-  getStoredSync(id: Uint8Array): Buffer {
-    try {
-      return readFileSync(this.chunkPath(id));
-    } catch (err) {
       throw this.readError(id, err);
     }
   }
 
   /**
-   * Like getStoredSync, but into a buffer kept for the next call: the returned view is valid only
-   * until then. Hot loops (extract in the workers) read thousands of chunks; a fresh buffer each
-   * cost a page fault per 4 KiB and GC time (measured: sys time 0.44 -> 0.2 s extracting 256 MB).
+   * Synchronous read of a chunk's stored bytes, for worker threads (same errors as getStored),
+   * into a buffer kept for the next call: the returned view is valid only until then. Hot loops
+   * (extract in the workers) read thousands of chunks; a fresh buffer each cost a page fault per
+   * 4 KiB and GC time (measured: sys time 0.44 -> 0.2 s extracting 256 MB).
    */
   getStoredSyncScratch(id: Uint8Array, plainSize: number): Buffer {
     let fd: number;
