@@ -41,7 +41,7 @@ export async function loadChunkSet(storeDir: string): Promise<ChunkSet> {
     const b = await readFile(path.join(storeDir, h.slice(0, 4), `${h}.cacnk`));
     expected.set(h, b);
     storedBytes += b.length;
-    sizes.push(decodeChunk(ids[i]!, b, storeDir, { scratch: true }).length);
+    sizes.push(decodeChunk(ids[i]!, b, storeDir, { into: 'scratch' }).length);
   }
   return { hex, ids, expected, sizes, storedBytes };
 }

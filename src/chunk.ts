@@ -3,7 +3,7 @@
  * define it. Nothing else enters the digest.
  */
 import { createHash } from 'node:crypto';
-import { compressChunk, decompressStored, decompressToScratch, DecodeFailure } from './codec/zstd.js';
+import { compressChunk, decompressInto, decompressOwned, decompressStored, decompressToScratch, DecodeFailure } from './codec/zstd.js';
 import { ChunkCorruptError } from './errors.js';
 
 /** Length of a chunk ID in bytes. */
@@ -42,21 +42,26 @@ export function encodeChunk(plain: Uint8Array): EncodedChunk {
 }
 
 /**
- * Decode stored bytes and verify them against `id`. With `scratch` the result is a view of a
- * per-thread buffer, valid until the next decode on this thread. `size` (when the index gives it) must match
- * exactly and bounds decompression; otherwise output is bounded by `maxSize`.
+ * Decode stored bytes and verify them against `id`. With `into: 'scratch'` the result is a view of
+ * a per-thread buffer, valid until the next decode on this thread; with `into: 'owned'` its
+ * ArrayBuffer belongs to it alone (a worker transfers it without a copy); with a Buffer of at
+ * least bound + 1 bytes it is a view at the start of that Buffer. `size` (when the index gives it)
+ * must match exactly and bounds decompression; otherwise output is bounded by `maxSize`.
  * Throws ChunkCorruptError naming the chunk and `location`.
  */
 export function decodeChunk(
   id: Uint8Array,
   stored: Uint8Array,
   location: string,
-  opts: { size?: number; maxSize?: number; scratch?: boolean } = {},
+  opts: { size?: number; maxSize?: number; into?: 'scratch' | 'owned' | Buffer } = {},
 ): Buffer {
   const bound = opts.size ?? opts.maxSize ?? DEFAULT_MAX_DECODED_SIZE;
   let plain: Buffer;
   try {
-    plain = opts.scratch ? decompressToScratch(stored, bound) : decompressStored(stored, bound);
+    if (opts.into === 'scratch') plain = decompressToScratch(stored, bound);
+    else if (opts.into === 'owned') plain = decompressOwned(stored, bound, opts.size !== undefined);
+    else if (opts.into) plain = decompressInto(stored, bound, opts.into);
+    else plain = decompressStored(stored, bound);
   } catch (err) {
     if (err instanceof DecodeFailure) throw new ChunkCorruptError(idToHex(id), location, err.message);
     throw err;

@@ -81,6 +81,33 @@ export function decompressToScratch(stored: Uint8Array, maxSize: number): Buffer
   return out;
 }
 
+/**
+ * Like decompressStored, but the result has an ArrayBuffer of its own (never Node's shared small
+ * buffer pool), so a worker can transfer it. A zstd chunk whose plain size is known is decoded
+ * straight into it, with no copy.
+ */
+export function decompressOwned(stored: Uint8Array, maxSize: number, knownSize: boolean): Buffer {
+  // Room for one byte more than allowed: filling it is how zstdDecode sees a chunk that is too big.
+  if (knownSize) return decompressInto(stored, maxSize, Buffer.allocUnsafeSlow(maxSize + 1));
+  const view = decompressToScratch(stored, maxSize);
+  const own = Buffer.allocUnsafeSlow(view.length);
+  view.copy(own);
+  return own;
+}
+
+/**
+ * Decode into `dst` (at least maxSize + 1 bytes: the extra byte detects output that is too big)
+ * and return the view of `dst` that holds the plain bytes. zstd decodes in place; other codecs
+ * via the scratch buffer and a copy. Bytes of `dst` past the result may be overwritten.
+ */
+export function decompressInto(stored: Uint8Array, maxSize: number, dst: Buffer): Buffer {
+  if (dst.length < maxSize + 1) throw new RangeError(`decompressInto: ${dst.length} bytes of room for at most ${maxSize}`);
+  if (startsWith(stored, ZSTD_MAGIC)) return zstdDecode(stored, maxSize, dst);
+  const view = decompressStored(stored, maxSize);
+  view.copy(dst);
+  return dst.subarray(0, view.length);
+}
+
 function zstdBounded(src: Uint8Array, maxSize: number): Buffer {
   return Buffer.from(zstdDecode(src, maxSize, undefined));
 }

@@ -61,12 +61,12 @@ export class IndexFs implements FuseFs {
     if (kind !== 'file') throw new FuseErrno(Errno.EINVAL);
   }
 
-  read(ino: number, offset: number, size: number): Promise<Buffer> | Buffer {
+  read(ino: number, offset: number, size: number): Promise<Buffer[]> | Buffer {
     this.check(ino);
     if (this.index.kind(ino) !== 'file') throw new FuseErrno(Errno.EINVAL);
     const ext = this.index.fileExtent(ino);
     if (offset >= ext.size || size === 0) return Buffer.alloc(0);
-    return this.data.read(ext.offset + offset, Math.min(size, ext.size - offset), ino);
+    return this.data.readParts(ext.offset + offset, Math.min(size, ext.size - offset), ino, ext.offset + ext.size);
   }
 
   release(ino: number): void {

@@ -18,7 +18,8 @@ export interface FuseFs {
   readlink(ino: number): Buffer;
   /** Check that `ino` may be opened with `flags` (O_* bits); returns nothing or throws. */
   open(ino: number, flags: number): void;
-  read(ino: number, offset: number, size: number): Promise<Buffer> | Buffer;
+  /** The bytes, as one buffer or as parts to be written back to back. */
+  read(ino: number, offset: number, size: number): Promise<Buffer | Buffer[]> | Buffer | Buffer[];
   release?(ino: number): void;
   /** Entries of a directory from position `offset` ('.' and '..' included), lazily. */
   readdir(ino: number, offset: number, plus: boolean): Iterable<Dirent>;
@@ -88,20 +89,25 @@ export class FuseSession {
     return this.device.close();
   }
 
-  private reply(h: InHeader, errno: number, body?: Buffer): void {
+  /** Write the reply to `h`: the header, then the body (one buffer or parts); returns the body's length. */
+  private reply(h: InHeader, errno: number, body?: Buffer | Buffer[]): number {
+    const parts = body === undefined ? [] : Array.isArray(body) ? body.filter((b) => b.length > 0) : body.length > 0 ? [body] : [];
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
     const head = Buffer.allocUnsafe(OUT_HEADER_SIZE);
-    head.writeUInt32LE(OUT_HEADER_SIZE + (body?.length ?? 0), 0);
+    head.writeUInt32LE(OUT_HEADER_SIZE + bytes, 0);
     head.writeInt32LE(-errno, 4);
     head.writeBigUInt64LE(h.unique, 8);
-    this.device.write(body && body.length > 0 ? [head, body] : [head]);
+    this.device.write([head, ...parts]);
+    return bytes;
   }
 
   private handle(req: Buffer): void {
     const h = decodeInHeader(req);
     const body = req.subarray(IN_HEADER_SIZE, h.len);
-    const done = (errno: number, out?: Buffer): void => {
-      this.reply(h, errno, out);
-      this.opts.onRequest?.(OP_NAMES.get(h.opcode) ?? `op${h.opcode}`, errno, out?.length ?? 0);
+    const done = (errno: number, out?: Buffer | Buffer[]): void => {
+      const bytes = this.reply(h, errno, out);
+      this.opts.onRequest?.(OP_NAMES.get(h.opcode) ?? `op${h.opcode}`, errno, bytes);
     };
     const fail = (err: unknown): void => {
       if (err instanceof FuseErrno) return done(err.errno);
@@ -118,7 +124,7 @@ export class FuseSession {
     }
   }
 
-  private dispatch(h: InHeader, body: Buffer): Buffer | Promise<Buffer> | typeof NO_REPLY {
+  private dispatch(h: InHeader, body: Buffer): Buffer | Buffer[] | Promise<Buffer | Buffer[]> | typeof NO_REPLY {
     const fs = this.fs;
     switch (h.opcode) {
       case Op.INIT:

@@ -5,17 +5,33 @@
  * that continue where the previous one on the same file ended start fetching the next chunks
  * ahead of time (readahead, growing while the reads stay sequential).
  */
+import { CHUNK_ID_BYTES } from '../chunk.js';
 import type { ChunkTable } from '../index/chunk-table.js';
 
 /** Where plain chunks come from: verified bytes of chunk `id` with plain size `size`. */
 export type ChunkSource = (id: Uint8Array, size: number) => Promise<Buffer>;
 
+/**
+ * A fast path for several chunks at once (`ids`: 32 bytes each, back to back): verified bytes of
+ * the ones it can give cheaply (cache hits), undefined for the others, which then go through the
+ * ChunkSource one by one. Must not reject for a single chunk's sake.
+ */
+export type BatchSource = (ids: Uint8Array, sizes: number[]) => Promise<(Buffer | undefined)[]>;
+
 export interface DataReaderOptions {
   /** Bytes of plain chunks kept in memory (default 64 MiB). */
   memoryBytes?: number;
-  /** Most chunks fetched ahead of a sequential reader (default 8; 0 turns readahead off). */
+  /** Most chunks fetched ahead of a sequential reader (default 8; 0 turns readahead off); a walk across files gets at most 16. */
   readaheadChunks?: number;
+  /** Chunks needed together (a read, a readahead window) are asked of it first, in groups. */
+  batchSource?: BatchSource;
 }
+
+/** Most chunks, and plain bytes, in one BatchSource call: one worker job each, short enough to spread over the workers. */
+const BATCH_CHUNKS = 8;
+const BATCH_BYTES = 512 * 1024;
+/** Most chunks read ahead of a walk across files (see noteAccess). */
+const WALK_READAHEAD = 16;
 
 export interface DataReaderCounters {
   /** Chunk lookups answered from memory. */
@@ -43,6 +59,7 @@ export class DataReader {
   private walk = { lastChunk: -2, window: 0 };
   private readonly memoryBytes: number;
   private readonly readahead: number;
+  private readonly batchSource: BatchSource | undefined;
 
   constructor(
     readonly table: ChunkTable,
@@ -51,34 +68,42 @@ export class DataReader {
   ) {
     this.memoryBytes = opts.memoryBytes ?? 64 * 1024 * 1024;
     this.readahead = opts.readaheadChunks ?? 8;
+    this.batchSource = opts.batchSource;
   }
 
   /**
    * Bytes [offset, offset + size) of the data stream, clipped to its end. `stream` names the reader
-   * (e.g. the inode) so sequential access can be recognised per file.
+   * (e.g. the inode) so sequential access can be recognised per file; its readahead stops at
+   * `streamEnd` (the file's end in the data stream), when given.
    */
-  async read(offset: number, size: number, stream?: number): Promise<Buffer> {
+  async read(offset: number, size: number, stream?: number, streamEnd?: number): Promise<Buffer> {
+    const parts = await this.readParts(offset, size, stream, streamEnd);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * Like read, but as views of the cached chunks, in order, without copying them together: a
+   * FUSE reply writes them out with one writev. Views stay valid (chunks are never modified).
+   */
+  async readParts(offset: number, size: number, stream?: number, streamEnd?: number): Promise<Buffer[]> {
     const end = Math.min(offset + size, this.table.totalSize);
-    if (size <= 0 || offset >= end) return Buffer.alloc(0);
+    if (size <= 0 || offset >= end) return [Buffer.alloc(0)];
     const first = this.table.findChunk(offset);
     const last = this.table.findChunk(end - 1);
-    if (stream !== undefined) this.noteAccess(stream, offset, end, first, last);
+    const missing: number[] = [];
+    for (let i = first; i <= last; i++) if (!this.lru.has(i) && !this.inflight.has(i)) missing.push(i);
+    if (missing.length > 0) this.fetch(missing, false);
+    if (stream !== undefined) this.noteAccess(stream, offset, end, first, last, streamEnd ?? this.table.totalSize);
     if (first === last) {
       const plain = await this.chunk(first);
       const start = this.table.start(first);
-      return plain.subarray(offset - start, end - start);
+      return [plain.subarray(offset - start, end - start)];
     }
     const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.chunk(first + k)));
-    const out = Buffer.allocUnsafe(end - offset);
-    let pos = 0;
-    parts.forEach((plain, k) => {
-      const i = first + k;
-      const start = this.table.start(i);
-      const from = Math.max(0, offset - start);
-      const to = Math.min(plain.length, end - start);
-      pos += plain.copy(out, pos, from, to);
+    return parts.map((plain, k) => {
+      const start = this.table.start(first + k);
+      return plain.subarray(Math.max(0, offset - start), Math.min(plain.length, end - start));
     });
-    return out;
   }
 
   /** Resolves when no chunk fetch is under way (their results or errors are dropped). */
@@ -102,9 +127,40 @@ export class DataReader {
     }
     const pending = this.inflight.get(i);
     if (pending) return pending;
-    this.counters.sourceReads++;
-    if (ahead) this.counters.readaheads++;
-    const p = this.source(this.table.id(i), this.table.size(i)).then(
+    this.fetch([i], ahead);
+    return this.inflight.get(i)!;
+  }
+
+  /**
+   * Start fetching chunks `indices` (ascending; none in memory or under way). With a batchSource,
+   * runs of them go there together and only what it lacks goes to the source one by one.
+   */
+  private fetch(indices: number[], ahead: boolean): void {
+    this.counters.sourceReads += indices.length;
+    if (ahead) this.counters.readaheads += indices.length;
+    const { table } = this;
+    const single = (i: number): Promise<Buffer> => this.source(table.id(i), table.size(i));
+    const batch = this.batchSource;
+    if (!batch) {
+      for (const i of indices) this.track(i, single(i));
+      return;
+    }
+    for (let s = 0; s < indices.length; ) {
+      let e = s + 1;
+      let bytes = table.size(indices[s]!);
+      while (e < indices.length && e - s < BATCH_CHUNKS && bytes + table.size(indices[e]!) <= BATCH_BYTES) bytes += table.size(indices[e++]!);
+      const group = indices.slice(s, e);
+      const ids = new Uint8Array(group.length * CHUNK_ID_BYTES);
+      group.forEach((i, k) => ids.set(table.id(i), k * CHUNK_ID_BYTES));
+      const hits = batch(ids, group.map((i) => table.size(i))).catch(() => group.map(() => undefined));
+      group.forEach((i, k) => this.track(i, hits.then((h) => h[k] ?? single(i))));
+      s = e;
+    }
+  }
+
+  /** Record `i` as under way until `p` settles, then keep its bytes in memory. */
+  private track(i: number, p: Promise<Buffer>): void {
+    const q = p.then(
       (plain) => {
         this.inflight.delete(i);
         this.remember(i, plain);
@@ -115,8 +171,9 @@ export class DataReader {
         throw err;
       },
     );
-    this.inflight.set(i, p);
-    return p;
+    // Readahead nobody waits for yet: its error surfaces when (and if) a reader gets there.
+    q.catch(() => undefined);
+    this.inflight.set(i, q);
   }
 
   private remember(i: number, plain: Buffer): void {
@@ -135,14 +192,17 @@ export class DataReader {
    * stream whose reads continue where the last one ended), and the data stream walked in order
    * across files — the stream is laid out in path order, the order `find`, `cp -a`, `tar` and
    * most boots visit files in, so reading many small files one after another is a walk too.
-   * The window starts at one chunk and doubles while the pattern holds.
+   * Each window starts at one chunk and doubles while its pattern holds. A file's window reaches
+   * the full readahead but stops at the file's end (`streamEnd`); the walk's, which crosses
+   * files, stays at most WALK_READAHEAD chunks, so a boot that visits files in order does not
+   * pull in much it never reads.
    */
-  private noteAccess(stream: number, offset: number, end: number, first: number, last: number): void {
+  private noteAccess(stream: number, offset: number, end: number, first: number, last: number, streamEnd: number): void {
     if (this.readahead === 0) return;
     const w = this.walk;
     const inOrder = first >= w.lastChunk && first <= w.lastChunk + 1;
     if (first !== w.lastChunk || last !== w.lastChunk) {
-      w.window = inOrder ? Math.min(this.readahead, Math.max(1, w.window * 2)) : 0;
+      w.window = inOrder ? Math.min(this.readahead, WALK_READAHEAD, Math.max(1, w.window * 2)) : 0;
     }
     w.lastChunk = Math.max(last, inOrder ? w.lastChunk : last);
     let s = this.streams.get(stream);
@@ -155,12 +215,11 @@ export class DataReader {
       s.next = end;
       s.window = Math.min(this.readahead, Math.max(1, s.window * 2));
     }
-    const window = Math.max(w.window, s.window);
-    for (let k = 1; k <= window && last + k < this.table.count; k++) {
-      const i = last + k;
-      if (this.lru.has(i) || this.inflight.has(i)) continue;
-      // Errors surface when (and if) the reader gets there; a failed readahead is simply dropped.
-      this.chunk(i, true).catch(() => undefined);
-    }
+    // The file's chunks ahead end with the one holding its last byte.
+    const fileLast = streamEnd > end ? this.table.findChunk(Math.min(streamEnd, this.table.totalSize) - 1) : last;
+    const until = Math.min(this.table.count - 1, Math.max(last + w.window, Math.min(last + s.window, fileLast)));
+    const ahead: number[] = [];
+    for (let i = last + 1; i <= until; i++) if (!this.lru.has(i) && !this.inflight.has(i)) ahead.push(i);
+    if (ahead.length > 0) this.fetch(ahead, true);
   }
 }

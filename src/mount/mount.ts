@@ -62,12 +62,19 @@ export class Mount {
       onError: (store, id, err) => log(`store ${store}: chunk ${id}: ${(err as Error).message}`),
     });
     const cache = cfg.cacheDir
-      ? await CacheDir.open(cfg.cacheDir, { ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}), decode, readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }), touchAfterMs: TOUCH_INTERVAL_MS }), onError: (err) => log(`cache: ${err.message}`) })
+      ? await CacheDir.open(cfg.cacheDir, {
+          ...(cfg.cacheMaxSize !== undefined ? { maxSize: cfg.cacheMaxSize } : {}),
+          decode,
+          readEntry: (file, id, size) => pool.cacheRead(file, id, cfg.cacheDir!, { ...(size !== undefined ? { size } : { maxSize: maxChunkSize }), touchAfterMs: TOUCH_INTERVAL_MS }),
+          readEntries: (files, ids, sizes) => pool.cacheReadMany(files, ids, sizes, cfg.cacheDir!, { touchAfterMs: TOUCH_INTERVAL_MS }),
+          onError: (err) => log(`cache: ${err.message}`),
+        })
       : undefined;
     const source = cache
       ? (id: Uint8Array, size: number) => cache.getOrFetch(id, size, () => router.fetch(id, size))
       : async (id: Uint8Array, size: number) => (await router.fetch(id, size)).plain;
     const reader = new DataReader(cfg.index.table, source, {
+      ...(cache ? { batchSource: (ids: Uint8Array, sizes: number[]) => cache.getHits(ids, sizes) } : {}),
       ...(cfg.memoryBytes !== undefined ? { memoryBytes: cfg.memoryBytes } : {}),
       ...(cfg.readaheadChunks !== undefined ? { readaheadChunks: cfg.readaheadChunks } : {}),
     });

@@ -130,7 +130,7 @@ export class ChunkPool {
   async decode(id: Uint8Array, stored: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer> {
     const copy = transferable(stored);
     const reply = await this.submit({ seq: 0, op: 'decode', id, stored: copy, location, ...opts }, [copy]);
-    return Buffer.from(reply.plain!.buffer, 0, reply.plain!.length);
+    return Buffer.from(reply.plain!.buffer, reply.plain!.byteOffset, reply.plain!.length);
   }
 
   /**
@@ -140,7 +140,24 @@ export class ChunkPool {
    */
   async cacheRead(file: string, id: Uint8Array, location: string, opts: { size?: number; maxSize?: number; touchAfterMs?: number } = {}): Promise<Buffer | undefined> {
     const reply = await this.submit({ seq: 0, op: 'cache-read', file, id: new Uint8Array(id), location, ...opts }, []);
-    return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
+    return reply.plain ? Buffer.from(reply.plain.buffer, reply.plain.byteOffset, reply.plain.length) : undefined;
+  }
+
+  /**
+   * cacheRead for several entries in one job (files[i] holds chunk i of `ids`, 32 bytes each, of
+   * plain size sizes[i]): the good ones, undefined for every entry that is absent or not a clean
+   * copy (the caller's careful path decides about those).
+   */
+  async cacheReadMany(files: string[], ids: Uint8Array, sizes: number[], location: string, opts: { touchAfterMs?: number } = {}): Promise<(Buffer | undefined)[]> {
+    const idCopy = new Uint8Array(ids);
+    const reply = await this.submit({ seq: 0, op: 'cache-read-many', files, ids: idCopy, sizes, location, ...opts }, [idCopy]);
+    const all = Buffer.from(reply.plain!.buffer, reply.plain!.byteOffset, reply.plain!.length);
+    let off = 0;
+    return sizes.map((size, i) => {
+      const start = off;
+      off += size;
+      return reply.found![i] ? all.subarray(start, off) : undefined;
+    });
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,13 @@ export type Job =
    */
   | { seq: number; op: 'extract-local'; root: string; ids: Uint8Array; sizes: number[]; outPath?: string; outOffset: number }
   | { seq: number; op: 'decode'; id: Uint8Array; stored: Uint8Array; location: string; size?: number; maxSize?: number }
-  | { seq: number; op: 'cache-read'; file: string; id: Uint8Array; location: string; size?: number; maxSize?: number; touchAfterMs?: number };
+  | { seq: number; op: 'cache-read'; file: string; id: Uint8Array; location: string; size?: number; maxSize?: number; touchAfterMs?: number }
+  /**
+   * Several cache entries in one job (a readahead window): `ids` holds 32 bytes per entry. The
+   * reply's `plain` has them back to back at their sizes, and `found[i]` says whether entry i was
+   * there and good; anything else (absent, corrupt, unreadable) is left to the careful path.
+   */
+  | { seq: number; op: 'cache-read-many'; files: string[]; ids: Uint8Array; sizes: number[]; location: string; touchAfterMs?: number };
 
 export type BatchMode = 'hash' | 'encode' | 'store-local';
 
@@ -32,6 +38,8 @@ export type Reply =
       storedSizes?: number[];
       /** Batch replies: the job's `data`, handed back so its memory can be reused. */
       data?: Uint8Array;
+      /** cache-read-many: which entries `plain` holds. */
+      found?: boolean[];
     }
   | {
       seq: number;

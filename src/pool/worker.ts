@@ -74,7 +74,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
           for (let i = 0; i < job.sizes.length; i++) {
             const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
             const size = job.sizes[i]!;
-            const plain = decodeChunk(id, store.getStoredSyncScratch(id, size), store.location, { size, scratch: true });
+            const plain = decodeChunk(id, store.getStoredSyncScratch(id, size), store.location, { size, into: 'scratch' });
             if (out) out.set(plain, off);
             else for (let w = 0; w < size; ) w += writeSync(fd!, plain, w, size - w, job.outOffset + off + w);
             off += size;
@@ -97,22 +97,40 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
         if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
-        const p = own(decodeChunk(job.id, entry.stored, job.location, { ...opts, scratch: true }));
-        // Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked.
-        if (job.touchAfterMs !== undefined && Date.now() - entry.mtimeMs > job.touchAfterMs) {
-          try {
-            utimesSync(job.file, new Date(), new Date());
-          } catch {
-            /* evicted meanwhile, or a read-only cache: recency is best effort */
-          }
-        }
+        const p = decodeChunk(job.id, entry.stored, job.location, { ...opts, into: 'owned' });
+        touch(job.file, entry.mtimeMs, job.touchAfterMs);
         return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
+      }
+      case 'cache-read-many': {
+        // One buffer for the whole window, each entry decoded straight into its place.
+        const total = job.sizes.reduce((a, b) => a + b, 0);
+        const out = Buffer.allocUnsafeSlow(total + 1);
+        const found: boolean[] = [];
+        let off = 0;
+        for (let i = 0; i < job.files.length; i++) {
+          const size = job.sizes[i]!;
+          let ok = false;
+          try {
+            const entry = readEntry(job.files[i]!, size);
+            if (entry) {
+              const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+              decodeChunk(id, entry.stored, job.location, { size, into: out.subarray(off, off + size + 1) });
+              ok = true;
+              touch(job.files[i]!, entry.mtimeMs, job.touchAfterMs);
+            }
+          } catch {
+            // Not a clean hit: the caller's careful path looks at it again.
+          }
+          found.push(ok);
+          off += size;
+        }
+        return { reply: { seq: job.seq, ok: true, plain: out, found }, transfer: [out.buffer as ArrayBuffer] };
       }
       case 'decode': {
         const opts: { size?: number; maxSize?: number } = {};
         if (job.size !== undefined) opts.size = job.size;
         if (job.maxSize !== undefined) opts.maxSize = job.maxSize;
-        const p = own(decodeChunk(job.id, job.stored, job.location, { ...opts, scratch: true }));
+        const p = decodeChunk(job.id, job.stored, job.location, { ...opts, into: 'owned' });
         return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
       }
     }
@@ -135,6 +153,18 @@ parentPort!.on('message', (job: Job) => {
  * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
  * with it.
  */
+let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
+
+/** Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked. */
+function touch(file: string, mtimeMs: number, afterMs: number | undefined): void {
+  if (afterMs === undefined || Date.now() - mtimeMs <= afterMs) return;
+  try {
+    utimesSync(file, new Date(), new Date());
+  } catch {
+    /* evicted meanwhile, or a read-only cache: recency is best effort */
+  }
+}
+
 function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs: number } | undefined {
   let fd: number;
   try {
@@ -147,7 +177,9 @@ function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs:
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > storedBound(plainBound)) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
-    const buf = Buffer.allocUnsafe(st.size);
+    // The stored bytes are decoded before the next read on this thread: one buffer serves them all.
+    if (readScratch.length < st.size) readScratch = Buffer.allocUnsafeSlow(Math.max(st.size, 2 * readScratch.length));
+    const buf = readScratch;
     let n = 0;
     while (n < st.size) {
       const r = readSync(fd, buf, n, st.size - n, n);

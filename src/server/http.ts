@@ -174,7 +174,7 @@ export function createHttpStoreServer(store: LocalStore, opts: HttpStoreServerOp
       // A chunk file is immutable once in place: verify it once per file identity, not per
       // request (a replaced or rewritten file has a new inode or mtime and is verified again).
       if (verified.get(chunk.hex) !== identity) {
-        decodeChunk(chunk.id, stored, store.location, { maxSize: DEFAULT_MAX_DECODED_SIZE, scratch: true });
+        decodeChunk(chunk.id, stored, store.location, { maxSize: DEFAULT_MAX_DECODED_SIZE, into: 'scratch' });
         verified.set(chunk.hex, identity);
       }
     } catch (err) {
@@ -195,7 +195,7 @@ export function createHttpStoreServer(store: LocalStore, opts: HttpStoreServerOp
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) return refuse(req, reply, 400, `PUT of chunk ${chunk.hex} has an empty body`);
     try {
-      decodeChunk(chunk.id, body, 'the request body', { maxSize: DEFAULT_MAX_DECODED_SIZE, scratch: true });
+      decodeChunk(chunk.id, body, 'the request body', { maxSize: DEFAULT_MAX_DECODED_SIZE, into: 'scratch' });
     } catch (err) {
       if (err instanceof ChunkCorruptError) return refuse(req, reply, 400, err.message);
       throw err;

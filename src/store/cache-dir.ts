@@ -8,7 +8,7 @@ import { constants, type Stats } from 'node:fs';
 import { lstat, open, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex } from '../chunk.js';
+import { CHUNK_ID_BYTES, decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex } from '../chunk.js';
 import { type BootfsError, ChunkCorruptError, errnoCode, IoError, UsageError } from '../errors.js';
 import { FetchLocks } from './cache-lock.js';
 import { LocalStore } from './local.js';
@@ -38,6 +38,11 @@ export interface CacheDirOptions {
    * removes it if it really is bad. It must refresh a hit's recency (mtime) itself, as load() does.
    */
   readEntry?: (file: string, id: Uint8Array, size: number | undefined) => Promise<Buffer | undefined>;
+  /**
+   * readEntry for several entries at once (`ids`: 32 bytes each): the clean hits, undefined for
+   * the rest (a worker pool's cacheReadMany). Used by getHits.
+   */
+  readEntries?: (files: string[], ids: Uint8Array, sizes: number[]) => Promise<(Buffer | undefined)[]>;
 }
 
 /** Per-process counters (this CacheDir only). */
@@ -92,7 +97,7 @@ export class CacheDir {
 
   private constructor(
     private readonly store: LocalStore,
-    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry'>,
+    private readonly opts: Required<Omit<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntries'>> & Pick<CacheDirOptions, 'maxSize' | 'onError' | 'readEntry' | 'readEntries'>,
   ) {
     this.location = store.location;
     this.locks = new FetchLocks(store.location, opts);
@@ -120,6 +125,25 @@ export class CacheDir {
     if (plain) this.counters.hits++;
     else this.counters.misses++;
     return plain;
+  }
+
+  /**
+   * The chunks among `ids` (CHUNK_ID_BYTES each, plain sizes `sizes`) that the cache holds in good
+   * shape, read in one step (readEntries: one worker job for a readahead window); undefined for
+   * the others, which the caller sends through getOrFetch (that takes the careful path and counts
+   * the miss). Never throws: a failed read is just no hit.
+   */
+  async getHits(ids: Uint8Array, sizes: number[]): Promise<(Buffer | undefined)[]> {
+    const entry = (i: number): Uint8Array => ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
+    let hits: (Buffer | undefined)[];
+    if (this.opts.readEntries) {
+      const files = sizes.map((_, i) => this.store.chunkPath(entry(i)));
+      hits = await this.opts.readEntries(files, ids, sizes).catch(() => sizes.map(() => undefined));
+    } else {
+      hits = await Promise.all(sizes.map((size, i) => this.load(entry(i), size).catch(() => undefined)));
+    }
+    for (const h of hits) if (h) this.counters.hits++;
+    return hits;
   }
 
   /**

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { encodeChunk, idToHex } from '../../src/chunk.js';
 import { type BootfsError, ChunkCorruptError, IoError, UsageError } from '../../src/errors.js';
 import { CacheDir, type Fetched, LOCK_SUFFIX } from '../../src/store/cache-dir.js';
+import { ChunkPool } from '../../src/pool/chunk-pool.js';
 import { LocalStore } from '../../src/store/local.js';
 import { cleanup, tmpDir } from '../helpers/tools.js';
 
@@ -128,6 +129,36 @@ describe('CacheDir', () => {
     expect(await cache.get(c.id, c.plain.length + 1)).toBeUndefined();
     expect(cache.counters.corrupt).toBe(2 * spoil.length + 1);
     await cache.close();
+  });
+
+  it('getHits: a window of entries in one worker job; damaged and absent ones are no hit, and getOrFetch repairs them', async () => {
+    const pool = new ChunkPool(1);
+    try {
+      for (const viaPool of [true, false]) {
+        const { cache, store } = await openCache(viaPool ? { readEntries: (files, ids, sizes) => pool.cacheReadMany(files, ids, sizes, 'the test cache') } : {});
+        const cs = [10, 11, 12, 13, 14].map(chunk);
+        for (const c of cs) await store.storeChunk(c.id, c.stored);
+        // 11: a flipped byte; 12: absent; 13: the right bytes, one more than the size given (its decode
+        // spills a byte into 14's place, which must still come back intact).
+        const bad = Buffer.from(cs[1]!.stored);
+        bad[bad.length >> 1]! ^= 0x40;
+        await writeFile(store.chunkPath(cs[1]!.id), bad);
+        await store.removeChunk(cs[2]!.id);
+        const ids = Buffer.concat(cs.map((c) => c.id));
+        const sizes = cs.map((c, i) => c.plain.length - (i === 3 ? 1 : 0));
+        const hits = await cache.getHits(ids, sizes);
+        expect(hits.map((h) => h !== undefined)).toEqual([true, false, false, false, true]);
+        expect(hits[0]!.equals(cs[0]!.plain) && hits[4]!.equals(cs[4]!.plain)).toBe(true);
+        expect(cache.counters.hits).toBe(2);
+        const fetch = fetcher(cs[1]!);
+        expect((await cache.getOrFetch(cs[1]!.id, cs[1]!.plain.length, fetch)).equals(cs[1]!.plain)).toBe(true);
+        expect(fetch.calls).toBe(1);
+        expect((await readFile(store.chunkPath(cs[1]!.id))).equals(cs[1]!.stored)).toBe(true); // replaced
+        await cache.close();
+      }
+    } finally {
+      await pool.close();
+    }
   });
 
   it('reports corruption and absorbed write errors through onError, and still serves the read', async () => {

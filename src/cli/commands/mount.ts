@@ -43,7 +43,7 @@ export function registerMount(program: Command): void {
     .addOption(new Option('--cache-max-size <size>', 'evict least recently used chunks beyond this size (e.g. 20G)').argParser((v) => parseSize(v, '--cache-max-size')))
     .option('--allow-other', 'let other users (and containers) read the mount (FUSE allow_other)')
     .addOption(new Option('--memory <size>', 'in-memory chunk cache').default(64 * 1024 * 1024, '64M').argParser((v) => parseSize(v, '--memory')))
-    .addOption(new Option('--readahead <chunks>', 'chunks fetched ahead of a sequential reader (0 = off)').default(16).argParser((v) => intArg(v, '--readahead')))
+    .addOption(new Option('--readahead <chunks>', 'chunks fetched ahead of a file read from start to end, up to its end (0 = off; reads that walk across files in order get at most 16)').default(64).argParser((v) => intArg(v, '--readahead')))
     .addOption(new Option('--kernel-readahead <KiB>', "the kernel's readahead for the mount: more helps big sequential reads, less fetches less for scattered ones (kernel default 128)").default(4096).argParser((v) => intArg(v, '--kernel-readahead')))
     .addOption(new Option('--timeout <duration>', 'how long a store may fail or stall before a read gets EIO (retried with back-off meanwhile)').default(30_000, '30s').argParser((v) => parseDuration(v)))
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at /metrics and JSON at /stats')
