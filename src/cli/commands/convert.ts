@@ -10,7 +10,8 @@ import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, stor
 import { BOOTFS_VERSION } from '../version.js';
 import { DEFAULT_CACHE_PATH } from '../../boot/config.js';
 import type { OpenedImage } from '../../oci/types.js';
-import { parseTlsVerify, type RegistryOptions } from '../../registry/options.js';
+import type { RegistryOptions } from '../../registry/options.js';
+import { parseTlsVerify } from '../../util/parse.js';
 
 /**
  * The default base of boot images: the official Node image on Debian slim, which has Node at
