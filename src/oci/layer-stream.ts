@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import { zstdDecompressStream } from '../codec/zstd.js';
 import { BootfsError } from '../errors.js';
 import { ImageFormatError } from './errors.js';
 import { readRange } from './read.js';
@@ -19,7 +19,7 @@ function readStored(loc: BlobLocation | RemoteBlob, what: string, signal?: Abort
 }
 
 function decompressor(c: 'gzip' | 'zstd'): Transform {
-  return c === 'gzip' ? createGunzip() : new DecompressStream();
+  return c === 'gzip' ? createGunzip() : zstdDecompressStream();
 }
 
 /** Digest of the stored bytes, read again from the start (used only to explain a failure). */

@@ -24,7 +24,7 @@ import path from 'node:path';
 import type { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import { zstdDecompressStream } from '../codec/zstd.js';
 import { BootfsError, errnoCode, IoError, UsageError } from '../errors.js';
 import type { RegistryOptions } from '../registry/options.js';
 import { writeFileAtomic } from '../util/files.js';
@@ -223,7 +223,7 @@ async function copyLayer(p: Prepared, i: number, sink: Sink, signal?: AbortSigna
   let dec: Transform | undefined;
   let decodeError: Error | undefined;
   if (compression !== 'none') {
-    dec = compression === 'gzip' ? createGunzip() : (new DecompressStream() as unknown as Transform);
+    dec = compression === 'gzip' ? createGunzip() : zstdDecompressStream();
     dec.on('data', (b: Buffer) => plain.update(b));
     dec.on('error', (err: Error) => (decodeError ??= err));
   }
