@@ -215,11 +215,27 @@ export interface ChunkBatch {
 }
 
 /**
+ * A byte stream that writes itself into the chunker's window, instead of handing out pieces the
+ * chunker then copies in: `fill(dst)` writes the stream's next bytes at the start of `dst` (at
+ * least one, at most dst.length) and returns how many; 0 means the end. A source that reads
+ * files can read them straight into the window (convert dir: saves a copy of every byte).
+ */
+export interface FillSource {
+  fill(dst: Uint8Array): Promise<number>;
+  /** Called once when the chunker stops reading, at the end or early (an error, a consumer that left). */
+  close?(): void;
+}
+
+function isFillSource(source: AsyncIterable<Uint8Array> | FillSource): source is FillSource {
+  return typeof (source as FillSource).fill === 'function';
+}
+
+/**
  * Chunk an async byte stream into batches of whole chunks, one batch per window: the form the
  * pipelines want, because a batch crosses to a worker thread in one transfer with no per-chunk copy.
  * Memory: one window being filled plus the batches the consumer holds.
  */
-export function chunkBatches(source: AsyncIterable<Uint8Array>, opts: ChunkerOptions = {}): AsyncGenerator<ChunkBatch> {
+export function chunkBatches(source: AsyncIterable<Uint8Array> | FillSource, opts: ChunkerOptions = {}): AsyncGenerator<ChunkBatch> {
   // Validate here, not inside the generator, so bad options throw at the call site.
   const sizes = validateFastcdcSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
   const windowSize = resolveWindowSize(opts.windowSize, sizes);
@@ -244,32 +260,48 @@ async function* splitBatches(batches: AsyncIterable<ChunkBatch>): AsyncGenerator
   }
 }
 
-async function* batchWindows(source: AsyncIterable<Uint8Array>, sizes: ChunkSizes, windows: WindowPool): AsyncGenerator<ChunkBatch> {
+async function* batchWindows(source: AsyncIterable<Uint8Array> | FillSource, sizes: ChunkSizes, windows: WindowPool): AsyncGenerator<ChunkBatch> {
   const windowSize = windows.size;
-  // Each piece is copied into the window once (linear in input, whatever the piece sizes). When the
-  // window is full, its settled chunks go out as a batch that keeps the window's memory, and the
-  // uncertain last chunk (<= max bytes) moves to the front of a fresh window.
+  // Each byte lands in the window once: copied from a piece, or written there by a FillSource.
+  // When the window is full, its settled chunks go out as a batch that keeps the window's memory,
+  // and the uncertain last chunk (<= max bytes) moves to the front of a fresh window.
   let win = windows.take();
   let filled = 0;
-  for await (const piece of source) {
-    if (!(piece instanceof Uint8Array)) {
-      throw new UsageError(`chunkStream source must yield Uint8Array pieces, got ${typeof piece}`);
+  function* cut(): Generator<ChunkBatch> {
+    const starts = wasmStarts(win, sizes);
+    const carry = starts[starts.length - 2]!; // start of the last, possibly forced, chunk
+    const next = windows.take();
+    win.copy(next, 0, carry, filled);
+    // windowSize > max guarantees at least one settled chunk, so the batch is never empty.
+    yield { data: win.subarray(0, carry), ends: Array.from(starts.subarray(1, starts.length - 1)) };
+    win = next;
+    filled -= carry;
+  }
+  if (isFillSource(source)) {
+    try {
+      for (;;) {
+        const n = await source.fill(win.subarray(filled));
+        if (!(n >= 0 && n <= windowSize - filled)) throw new UsageError(`chunker fill source wrote ${n} bytes into ${windowSize - filled}`);
+        if (n === 0) break;
+        filled += n;
+        if (filled === windowSize) yield* cut();
+      }
+    } finally {
+      source.close?.();
     }
-    // A piece larger than the window is consumed window by window; we never hold more than a view.
-    for (let taken = 0; taken < piece.length; ) {
-      const n = Math.min(windowSize - filled, piece.length - taken);
-      win.set(piece.subarray(taken, taken + n), filled);
-      filled += n;
-      taken += n;
-      if (filled < windowSize) continue;
-      const starts = wasmStarts(win, sizes);
-      const carry = starts[starts.length - 2]!; // start of the last, possibly forced, chunk
-      const next = windows.take();
-      win.copy(next, 0, carry, filled);
-      // windowSize > max guarantees at least one settled chunk, so the batch is never empty.
-      yield { data: win.subarray(0, carry), ends: Array.from(starts.subarray(1, starts.length - 1)) };
-      win = next;
-      filled -= carry;
+  } else {
+    for await (const piece of source) {
+      if (!(piece instanceof Uint8Array)) {
+        throw new UsageError(`chunkStream source must yield Uint8Array pieces, got ${typeof piece}`);
+      }
+      // A piece larger than the window is consumed window by window; we never hold more than a view.
+      for (let taken = 0; taken < piece.length; ) {
+        const n = Math.min(windowSize - filled, piece.length - taken);
+        win.set(piece.subarray(taken, taken + n), filled);
+        filled += n;
+        taken += n;
+        if (filled === windowSize) yield* cut();
+      }
     }
   }
   if (filled > 0) {

@@ -10,12 +10,10 @@ import type { ContentRef, FsNode } from '../tree/types.js';
 import { displayName, fromByteString } from '../tree/types.js';
 import type { Spool } from './spool.js';
 import { mapOrdered } from '../ops/ordered.js';
+import type { FillSource } from '../chunker/index.js';
 
 /** Where the bytes of ContentRefs with one `source` index come from. */
 export type ContentSource = { kind: 'spool'; spool: Spool } | { kind: 'dir'; root: string };
-
-/** Largest single read of a dir: file: big enough for few syscalls, small enough to bound memory. */
-const READ_SIZE = 1 << 20;
 
 /**
  * A piece of the data stream: a run of adjacent spool bytes, one (large) file of a directory
@@ -36,39 +34,124 @@ const PREFETCH_DEPTH = 32;
 const GROUP_FILES = 64;
 
 /**
- * The data stream: the contents of `files` (in that order, pulled as needed) back to back. Runs
- * of files that sit next to each other in the same spool are read as one range (layers are
- * usually written in path order, so sorted order often is spool order) and read ahead in
- * parallel, in order.
+ * The data stream: the contents of `files` (in that order, pulled as needed) back to back, as a
+ * FillSource that writes them straight into the chunker's window. Runs of files that sit next to
+ * each other in the same spool are read as one range (layers are usually written in path order,
+ * so sorted order often is spool order) and read ahead in parallel, in order.
  *
- * Files of a dir: source are read with synchronous calls on this thread into one reused buffer,
- * so **a yielded piece is valid only until the next one is requested** (the chunker copies each
- * piece into its window at once). Measured on the Debian rootfs in tmpfs: the chunk workers are
- * the busy part of a convert (hash and zstd), while this thread idles half the time; reading here
- * takes the reads, their buffers' page faults and a copy off the workers.
+ * Files of a dir: source are read with synchronous calls on this thread, directly into the
+ * window: no buffer of ours, no copy. Measured on the Debian rootfs in tmpfs: the chunk workers
+ * are the busy part of a convert (hash and zstd), and this thread, which also walks the tree and
+ * cuts chunks, is the next busiest; a copy of every byte and a read per file to check its end
+ * were ~60 ms of it. A file's end is checked with the read that finishes it: asking for one byte
+ * more than is left, a full answer means the file grew.
  * Throws IoError when a dir: file changed size.
  */
-export async function* dataStream(files: Iterable<FsNode>, sources: readonly ContentSource[]): AsyncGenerator<Uint8Array> {
+export function dataSource(files: Iterable<FsNode>, sources: readonly ContentSource[]): FillSource {
   const reads = mapOrdered(tasks(files, sources), PREFETCH_DEPTH, async (t) => {
     if (t.kind !== 'spool' || t.size > PREFETCH_MAX) return t; // read when its turn comes
     return concat(t.spool.readRange(t.offset, t.size));
-  });
-  const scratch = new ReadBuffer();
-  for await (const r of reads) {
-    if (r instanceof Uint8Array) yield r;
-    else if (r.kind === 'spool') yield* r.spool.readRange(r.offset, r.size);
-    else yield* readDir(r, scratch);
-  }
+  })[Symbol.asyncIterator]();
+  /** Bytes handed over but not yet written out (a spool piece), and where they continue. */
+  let piece: Uint8Array | undefined;
+  let pieceOff = 0;
+  /** A large spool task being streamed. */
+  let spool: AsyncIterator<Uint8Array> | undefined;
+  /** The dir: files being read, and the open one. */
+  let dir: DirCursor | undefined;
+  return {
+    close(): void {
+      dir?.close();
+      dir = undefined;
+    },
+    async fill(dst: Uint8Array): Promise<number> {
+      let n = 0;
+      while (n < dst.length) {
+        if (piece) {
+          const take = Math.min(dst.length - n, piece.length - pieceOff);
+          dst.set(piece.subarray(pieceOff, pieceOff + take), n);
+          n += take;
+          pieceOff += take;
+          if (pieceOff === piece.length) piece = undefined;
+          continue;
+        }
+        if (dir) {
+          const got = dir.fill(dst, n);
+          n += got;
+          if (got === 0) dir = undefined;
+          continue;
+        }
+        // Hand over what we have before waiting for more.
+        if (n > 0 && spool === undefined) break;
+        if (spool) {
+          const r = await spool.next();
+          if (r.done) spool = undefined;
+          else [piece, pieceOff] = [r.value, 0];
+          continue;
+        }
+        const r = await reads.next();
+        if (r.done) break;
+        const t = r.value;
+        if (t instanceof Uint8Array) [piece, pieceOff] = [t, 0];
+        else if (t.kind === 'spool') spool = t.spool.readRange(t.offset, t.size)[Symbol.asyncIterator]();
+        else dir = new DirCursor(t.root, t.kind === 'dir' ? [t.ref] : t.refs);
+      }
+      return n;
+    },
+  };
 }
 
-/** One growable buffer that dir: reads land in. */
-class ReadBuffer {
-  private buf = Buffer.allocUnsafeSlow(2 * READ_SIZE);
+/** Reads the files of a dir task one after another into whatever buffers it is given. */
+class DirCursor {
+  private next = 0;
+  private file: DirFile | undefined;
+  private pos = 0;
 
-  /** A buffer of at least `n` bytes (its contents are not kept). */
-  get(n: number): Buffer {
-    if (this.buf.length < n) this.buf = Buffer.allocUnsafeSlow(n);
-    return this.buf;
+  constructor(
+    private readonly root: string,
+    private readonly refs: ContentRef[],
+  ) {}
+
+  /** Close the open file, if any (the stream was abandoned). */
+  close(): void {
+    this.file?.close();
+    this.file = undefined;
+  }
+
+  /** Write the next bytes at dst[off…]; returns how many (0: every file is read). */
+  fill(dst: Uint8Array, off: number): number {
+    const start = off;
+    while (off < dst.length) {
+      if (!this.file) {
+        const ref = this.refs[this.next++];
+        if (ref === undefined) break;
+        this.file = openDirFile(this.root, ref);
+        this.pos = 0;
+      }
+      const { ref } = this.file;
+      const left = ref.size - this.pos;
+      if (left === 0) {
+        // An empty file (the data stream has none, but nothing breaks if it does).
+        this.file.checkEnd();
+        this.file.close();
+        this.file = undefined;
+        continue;
+      }
+      const want = Math.min(dst.length - off, left);
+      // With room for it, ask for one byte more than is left: getting it means the file grew.
+      const probe = want === left && off + want < dst.length ? 1 : 0;
+      const got = this.file.read(dst, off, want + probe, this.pos);
+      if (got > want) throw this.file.changed('grew');
+      if (got === 0) throw this.file.changed('shrank');
+      off += got;
+      this.pos += got;
+      if (this.pos < ref.size) continue;
+      // A short answer to the probe showed the end; without a probe, look once more.
+      if (!(probe && got === want)) this.file.checkEnd();
+      this.file.close();
+      this.file = undefined;
+    }
+    return off - start;
   }
 }
 
@@ -137,38 +220,7 @@ function contentOf(node: FsNode): ContentRef {
   return node.content;
 }
 
-/** A dir task's bytes: a group of small files as one piece, a large file in READ_SIZE pieces. */
-function* readDir(t: DirTask, scratch: ReadBuffer): Generator<Uint8Array> {
-  if (t.kind === 'dir-group') {
-    const buf = scratch.get(t.size);
-    let off = 0;
-    for (const ref of t.refs) {
-      const file = openDirFile(t.root, ref);
-      try {
-        file.readExactly(buf, off, 0, ref.size);
-        file.checkEnd();
-      } finally {
-        file.close();
-      }
-      off += ref.size;
-    }
-    yield buf.subarray(0, t.size);
-    return;
-  }
-  const file = openDirFile(t.root, t.ref);
-  try {
-    for (let pos = 0; pos < t.ref.size; ) {
-      const want = Math.min(READ_SIZE, t.ref.size - pos);
-      const buf = scratch.get(want);
-      file.readExactly(buf, 0, pos, want);
-      pos += want;
-      yield buf.subarray(0, want);
-    }
-    file.checkEnd();
-  } finally {
-    file.close();
-  }
-}
+type DirFile = ReturnType<typeof openDirFile>;
 
 /** A file under `root` opened for reading exactly ref.size bytes; one that shrank or grew since the walk is an error. */
 function openDirFile(root: string, ref: ContentRef) {
@@ -182,28 +234,27 @@ function openDirFile(root: string, ref: ContentRef) {
   } catch (err) {
     throw new IoError(`cannot read ${name()}: ${(err as Error).message}`, err);
   }
-  const read = (buf: Buffer, off: number, len: number, pos: number): number => {
+  const read = (buf: Uint8Array, off: number, len: number, pos: number): number => {
     try {
       return readSync(fd, buf, off, len, pos);
     } catch (err) {
       throw new IoError(`cannot read ${name()}: ${(err as Error).message}`, err);
     }
   };
+  let open = true;
   return {
-    /** Bytes [pos, pos + len) of the file into buf at off. */
-    readExactly(buf: Buffer, off: number, pos: number, len: number): void {
-      for (let got = 0; got < len; ) {
-        const n = read(buf, off + got, len - got, pos + got);
-        if (n === 0) throw new IoError(`${name()} shrank while it was converted (expected ${ref.size} bytes)`);
-        got += n;
-      }
+    ref,
+    read,
+    changed(how: 'shrank' | 'grew'): IoError {
+      return new IoError(`${name()} ${how} while it was converted (expected ${ref.size} bytes)`);
     },
     /** The file must end at ref.size. */
     checkEnd(): void {
-      if (read(Buffer.alloc(1), 0, 1, ref.size) !== 0) throw new IoError(`${name()} grew while it was converted (expected ${ref.size} bytes)`);
+      if (read(Buffer.alloc(1), 0, 1, ref.size) !== 0) throw this.changed('grew');
     },
     close(): void {
-      closeSync(fd);
+      if (open) closeSync(fd);
+      open = false;
     },
   };
 }

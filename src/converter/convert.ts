@@ -18,7 +18,7 @@ import type { RegistryOptions } from '../registry/options.js';
 import type { WriteStore } from '../store/types.js';
 import { dataOrder, walkSorted } from '../tree/walk.js';
 import type { FsNode, ImageConfig } from '../tree/types.js';
-import { type ContentSource, dataStream } from './content.js';
+import { type ContentSource, dataSource } from './content.js';
 import { startDirWalk } from './dir-tree.js';
 import { LayerFlattener } from './flatten.js';
 import { Spool } from './spool.js';
@@ -105,7 +105,7 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
       total = ordered.reduce((sum, f) => sum + f.size, 0);
       files = ordered;
     }
-    const made = await makeBlobIndex(dataStream(files, sources), {
+    const made = await makeBlobIndex(dataSource(files, sources), {
       sizes,
       pool,
       ...(opts.store ? { store: opts.store } : {}),

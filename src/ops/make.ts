@@ -7,7 +7,7 @@
  * and, when the store lacks them, compressed and written. Results are consumed in input order, so
  * the index bytes never depend on which worker finished first.
  */
-import { chunkBatches, WindowPool } from '../chunker/index.js';
+import { chunkBatches, type FillSource, WindowPool } from '../chunker/index.js';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/params.js';
 import { CHUNK_ID_BYTES } from '../chunk.js';
 import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from '../index/caibx.js';
@@ -52,7 +52,7 @@ export interface MakeResult {
 export const MAKE_WINDOW_SIZE = 4 * 1024 * 1024;
 
 /** Chunk, hash, compress and store `source`; returns the blob index describing it. */
-export async function makeBlobIndex(source: AsyncIterable<Uint8Array>, opts: MakeOptions = {}): Promise<MakeResult> {
+export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSource, opts: MakeOptions = {}): Promise<MakeResult> {
   const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
   const pool = opts.pool ?? new ChunkPool();
   const store = opts.store;
