@@ -41,6 +41,8 @@ export interface DirWalk {
   finish(): Promise<FsNode>;
 }
 
+const SLASH = Buffer.from('/');
+
 /** The tree of directory `dir` (which may itself be reached through a symlink). */
 export async function readDirTree(dir: string, opts: DirTreeOptions): Promise<FsNode> {
   return (await startDirWalk(dir, opts)).finish();
@@ -85,7 +87,7 @@ export async function startDirWalk(dir: string, opts: DirTreeOptions): Promise<D
       throw new IoError(`cannot list ${abs.toString()}: ${(err as Error).message}`, err);
     }
     const entries = names.map((raw) => {
-      const childAbs = Buffer.concat([abs, Buffer.from('/'), raw]);
+      const childAbs = Buffer.concat([abs, SLASH, raw]);
       let st: BigIntStats;
       let target: Buffer | undefined;
       try {
