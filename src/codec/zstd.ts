@@ -2,14 +2,17 @@
  * The stored form of a chunk: one zstd frame (casync's and desync's default). Decompression is
  * bounded: a stored chunk is untrusted input and must never expand past the size the caller allows.
  */
-import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import type { Transform } from 'node:stream';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 
 // zstd-napi is CommonJS; its low-level binding gives streaming decompression with a caller-sized buffer.
+// Both are loaded on first use (~4 ms each per thread): the main thread of an extract or a mount
+// never compresses or decodes, and gzip chunks are rare.
 const requireCjs = createRequire(import.meta.url);
-const binding = requireCjs('zstd-napi/binding.js') as typeof ZstdBinding;
+let loaded: typeof ZstdBinding | undefined;
+const zstd = (): typeof ZstdBinding => (loaded ??= requireCjs('zstd-napi/binding.js') as typeof ZstdBinding);
+const gunzipSync = (buf: Uint8Array, opts: { maxOutputLength: number }): Buffer => (requireCjs('node:zlib') as typeof import('node:zlib')).gunzipSync(buf, opts);
 
 /**
  * A zstd decompressing Transform stream (OCI layers compressed with zstd). The package's stream
@@ -48,8 +51,8 @@ let scratch: Buffer | undefined;
  * call. Hot paths (the pool writing a local store) use it to avoid an allocation per chunk.
  */
 export function compressToScratch(plain: Uint8Array): Buffer {
-  cctx ??= new binding.CCtx();
-  const bound = binding.compressBound(plain.length);
+  cctx ??= new (zstd().CCtx)();
+  const bound = zstd().compressBound(plain.length);
   if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 1 << 20));
   const n = cctx.compress(scratch, plain, ZSTD_LEVEL);
   return scratch.subarray(0, n);
@@ -137,15 +140,15 @@ function zstdDecode(src: Uint8Array, maxSize: number, reuse: Buffer | undefined)
   const limit = maxSize + 1; // one byte of headroom: filling it proves the output is too large
   let declared: number | null = null;
   try {
-    declared = binding.getFrameContentSize(src);
+    declared = zstd().getFrameContentSize(src);
   } catch {
     // An unreadable header: decompressStream below reports the real error.
   }
   if (declared !== null && declared > maxSize) throw new DecodeFailure(`frame declares ${declared} bytes, more than ${maxSize}`);
   const want = Math.min(limit, declared !== null ? declared + 1 : INITIAL_OUTPUT);
   let dst = reuse && reuse.length >= want ? reuse : Buffer.allocUnsafe(want);
-  dctx ??= new binding.DCtx();
-  dctx.reset(binding.ResetDirective.sessionOnly);
+  dctx ??= new (zstd().DCtx)();
+  dctx.reset(zstd().ResetDirective.sessionOnly);
   let produced = 0;
   let consumed = 0;
   let frameDone = false;
@@ -170,7 +173,7 @@ function zstdDecode(src: Uint8Array, maxSize: number, reuse: Buffer | undefined)
     if (err instanceof DecodeFailure) throw err;
     throw new DecodeFailure(`zstd: ${(err as Error).message}`);
   } finally {
-    dctx.reset(binding.ResetDirective.sessionOnly);
+    dctx.reset(zstd().ResetDirective.sessionOnly);
   }
   if (!frameDone) throw new DecodeFailure('truncated zstd frame');
   return dst.subarray(0, produced);
