@@ -201,9 +201,9 @@ let shared: ChunkPool | undefined;
 /**
  * The process-wide pool the CLI uses. Created on first use; `bin.ts` creates it before loading the
  * rest of the CLI so worker start-up (~70 ms each here) overlaps module loading. Its workers are
- * unref'd, so it never keeps the process alive.
+ * unref'd, so it never keeps the process alive. `threads` applies to the call that creates it.
  */
-export function sharedPool(): ChunkPool {
-  shared ??= new ChunkPool();
+export function sharedPool(threads?: number): ChunkPool {
+  shared ??= new ChunkPool(threads);
   return shared;
 }

@@ -2,9 +2,10 @@
 import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { closeSync, constants, fstatSync, openSync, readSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, utimesSync } from 'node:fs';
 import { ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import { LocalStore, storedBound } from '../store/local.js';
+import { BatchBuffer, decodeLocalBatch, writeAt } from './extract-batch.js';
 import type { Job, Reply } from './protocol.js';
 
 /** A fresh, exactly-sized copy whose ArrayBuffer can be transferred without detaching shared memory. */
@@ -67,32 +68,16 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
       case 'extract-local': {
         const store = localStore(job.root);
         const total = job.sizes.reduce((a, b) => a + b, 0);
-        // The batch is decoded in place, chunk after chunk, into one buffer (one byte of room past
-        // the end: see decompressInto), then written with one positioned write: a write per chunk
-        // made the two workers queue on the output file's lock.
-        const toFile = job.outPath !== undefined;
-        let buf: Buffer;
-        if (toFile) {
-          if (batchScratch.length < total + 1) batchScratch = Buffer.allocUnsafeSlow(total + 1);
-          buf = batchScratch;
-        } else buf = Buffer.allocUnsafeSlow(total + 1);
-        let off = 0;
-        for (let i = 0; i < job.sizes.length; i++) {
-          const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
-          const size = job.sizes[i]!;
-          decodeChunk(id, store.getStoredSyncScratch(id, size), store.location, { size, into: buf.subarray(off, off + size + 1) });
-          off += size;
+        // Decoded in place into one buffer and written at once: a write per chunk made the workers
+        // queue on the output file's lock. A stream sink gets the buffer transferred instead.
+        if (job.outPath === undefined) {
+          const buf = Buffer.allocUnsafeSlow(total + 1);
+          decodeLocalBatch(store, job.ids, job.sizes, buf);
+          return { reply: { seq: job.seq, ok: true, plain: buf.subarray(0, total) }, transfer: [buf.buffer as ArrayBuffer] };
         }
-        if (!toFile) return { reply: { seq: job.seq, ok: true, plain: buf.subarray(0, total) }, transfer: [buf.buffer as ArrayBuffer] };
-        let fd: number | undefined;
-        try {
-          fd = openSync(job.outPath!, 'r+');
-          for (let w = 0; w < total; ) w += writeSync(fd, buf, w, total - w, job.outOffset + w);
-        } catch (err) {
-          throw new IoError(`cannot write ${job.outPath}: ${(err as Error).message}`, err);
-        } finally {
-          if (fd !== undefined) closeSync(fd);
-        }
+        const buf = batchBuffer.get(total + 1);
+        decodeLocalBatch(store, job.ids, job.sizes, buf);
+        writeAt(job.outPath, buf, total, job.outOffset);
         return { reply: { seq: job.seq, ok: true }, transfer: [] };
       }
       case 'hash':
@@ -160,8 +145,8 @@ parentPort!.on('message', (job: Job) => {
  * with it.
  */
 let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
-/** An extract batch's plain bytes on their way into the output file (grows to the largest batch). */
-let batchScratch = Buffer.allocUnsafeSlow(0);
+/** An extract batch's plain bytes on their way into the output file. */
+const batchBuffer = new BatchBuffer();
 
 /** Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked. */
 function touch(file: string, mtimeMs: number, afterMs: number | undefined): void {

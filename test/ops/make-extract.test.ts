@@ -1,10 +1,11 @@
 /** The make/extract pipelines as a library: determinism across threads, windows and input splits. */
 import { createCipheriv } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeCaibx } from '../../src/index/caibx.js';
-import { extractBlob, type BlobSink } from '../../src/ops/extract.js';
+import { ChunkCorruptError } from '../../src/errors.js';
+import { extractBlob, fileSink, type BlobSink } from '../../src/ops/extract.js';
 import { makeBlobIndex } from '../../src/ops/make.js';
 import { ChunkPool } from '../../src/pool/chunk-pool.js';
 import { LocalStore } from '../../src/store/local.js';
@@ -106,5 +107,50 @@ describe('make is deterministic', () => {
     const sink: BlobSink = { write: async (b) => void parts.push(Buffer.from(b)), commit: async () => {}, abort: async () => {} };
     await extractBlob(a.index, generic, sink);
     expect(Buffer.concat(parts).equals(data)).toBe(true);
+  });
+});
+
+describe('extract from a local store', () => {
+  const data = sample(24 * 1024 * 1024);
+
+  it('gives the data back with the main thread taking a share of the batches, or not, for 1 to 3 workers', async () => {
+    const dir = await tmpDir('bootfs-extract-main-');
+    dirs.push(dir);
+    const store = await LocalStore.open(path.join(dir, 'store'), { create: true });
+    const { index } = await makeBlobIndex(pieces(data, [1 << 20]), { store });
+    for (const threads of [1, 2, 3]) {
+      for (const mainThread of [false, true]) {
+        const pool = new ChunkPool(threads);
+        const out = path.join(dir, `out-${threads}-${mainThread}`);
+        try {
+          const done = await extractBlob(index, store, await fileSink(out), { pool, mainThread });
+          expect(done.bytes).toBe(data.length);
+          expect((await readFile(out)).equals(data), `${threads} workers, mainThread ${mainThread}`).toBe(true);
+        } finally {
+          await pool.close();
+        }
+      }
+    }
+  });
+
+  it("a corrupt chunk in the main thread's batch or in a worker's fails the extract and leaves no output", async () => {
+    // With one worker the batches (~4 MiB) alternate: the first is the worker's, the second the main thread's.
+    for (const at of [1024 * 1024, 5 * 1024 * 1024]) {
+      const dir = await tmpDir('bootfs-extract-corrupt-');
+      dirs.push(dir);
+      const store = await LocalStore.open(path.join(dir, 'store'), { create: true });
+      const { index } = await makeBlobIndex(pieces(data, [1 << 20]), { store });
+      const file = store.chunkPath(index.table.id(index.table.findChunk(at)));
+      const stored = await readFile(file);
+      stored[stored.length >> 1]! ^= 0x20;
+      await writeFile(file, stored);
+      const pool = new ChunkPool(1);
+      try {
+        await expect(extractBlob(index, store, await fileSink(path.join(dir, 'out')), { pool, mainThread: true })).rejects.toBeInstanceOf(ChunkCorruptError);
+      } finally {
+        await pool.close();
+      }
+      expect(await readdir(dir)).toEqual(['store']);
+    }
   });
 });

@@ -54,6 +54,7 @@ export function registerExtract(program: Command): void {
       const total = index.table.totalSize;
       const done = await extractBlob(index, store, sink, {
         pool: sharedPool(),
+        mainThread: true,
         onProgress: (p) => progress.update(() => progressLine(p.bytes, total, startedMs)),
       });
       progress.done();
