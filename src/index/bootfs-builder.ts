@@ -132,9 +132,30 @@ function writeU64(buf: Buffer, value: number, off: number): void {
   buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
 }
 
+/** What prepareBootfsIndex computed from the tree (opaque to callers). */
+export interface PreparedIndex {
+  sizes: ChunkSizes;
+  dataSize: number;
+  names: StringTable;
+  strings: StringTable;
+  configBytes: Buffer;
+  counts: { inodes: number; entries: number; xattrs: number };
+  /** The index up to the chunk table: header space, then the inode, entry and xattr records. */
+  records: Buffer;
+}
+
 /** Encode the index; throws RangeError naming the path or field when the input cannot be encoded. */
 export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
-  const { root, sizes, table, config } = input;
+  return finishBootfsIndex(prepareBootfsIndex(input), input.table);
+}
+
+/**
+ * The part of an index that depends on the tree only: its inodes, entries and strings, and all
+ * their checks. A convert prepares it while the workers still hash the last chunks, then finishes
+ * it with the chunk table (finishBootfsIndex). Throws like encodeBootfsIndex.
+ */
+export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): PreparedIndex {
+  const { root, sizes, config } = input;
   if (root.kind !== 'dir') throw new Fail(`the root is a ${root.kind}, not a directory`);
 
   // Inodes: numbered by first appearance in the sorted depth-first walk; data offsets are the running
@@ -167,8 +188,6 @@ export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
     }
     if (node.kind !== 'dir') nlink[ino - 1]!++;
   }
-  const tableWhy = tableProblem(sizes, table, dataSize);
-  if (tableWhy !== undefined) throw new Fail(tableWhy);
 
   // Entries: breadth first, each directory's children sorted, so every child range is one slice.
   const names = new StringTable();
@@ -213,10 +232,61 @@ export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
   }
   const configBytes = Buffer.from(canonicalJson(config), 'utf8');
   if (configBytes.length > CONFIG_MAX) throw new Fail(`the config is ${configBytes.length} bytes (limit ${CONFIG_MAX})`);
-  const counts = { inodes: inodes.length, entries: entryIno.length, xattrs: xattrRefs.length / 4, chunks: table.count };
+  const counts = { inodes: inodes.length, entries: entryIno.length, xattrs: xattrRefs.length / 4 };
   if (strings.size > U32_MAX || names.size > U32_MAX || counts.entries > U32_MAX || counts.inodes > U32_MAX || counts.xattrs > U32_MAX) {
     throw new Fail('the tree exceeds the 2^32-1 limit on entries, inodes, xattrs or string bytes');
   }
+
+  // The inode, entry and xattr records come before the chunk table, so their offsets do not
+  // depend on it: they are written now, into what becomes the start of the index.
+  const offsets = { inodes: 0, entries: 0, xattrs: 0 };
+  let end = HEADER_SIZE;
+  for (const [name, len] of [['inodes', counts.inodes * INODE_SIZE], ['entries', counts.entries * ENTRY_SIZE], ['xattrs', counts.xattrs * XATTR_SIZE]] as const) {
+    offsets[name] = alignUp(end);
+    end = offsets[name] + len;
+  }
+  const buf = Buffer.alloc(end);
+  inodes.forEach((node, i) => {
+    const r = offsets.inodes + i * INODE_SIZE;
+    buf.writeUInt32LE(IFMT[node.kind] | node.mode, r + INODE.mode);
+    buf.writeUInt32LE(nlink[i]!, r + INODE.nlink);
+    buf.writeUInt32LE(node.uid, r + INODE.uid);
+    buf.writeUInt32LE(node.gid, r + INODE.gid);
+    buf.writeBigInt64LE(node.mtimeNs, r + INODE.mtime);
+    writeU64(buf, node.size, r + INODE.size);
+    let a = 0;
+    let b = 0;
+    if (node.kind === 'file') a = dataOffset[i]!;
+    else if (node.kind === 'dir') [a, b] = [childFirst[i]!, childCount[i]!];
+    else if (node.kind === 'symlink') [a, b] = [targetOff[i]!, node.target!.length];
+    else if (node.kind === 'char' || node.kind === 'block') [a, b] = [node.devMajor ?? 0, node.devMinor ?? 0];
+    writeU64(buf, a, r + INODE.a);
+    writeU64(buf, b, r + INODE.b);
+    buf.writeUInt32LE(xattrFirst[i]!, r + INODE.xattrFirst);
+    buf.writeUInt32LE(node.xattrs.size, r + INODE.xattrCount);
+  });
+  for (let e = 0; e < counts.entries; e++) {
+    const r = offsets.entries + e * ENTRY_SIZE;
+    buf.writeUInt32LE(entryName[e]!, r + ENTRY.nameOff);
+    buf.writeUInt32LE(entryNameLen[e]!, r + ENTRY.nameLen);
+    buf.writeUInt32LE(entryIno[e]!, r + ENTRY.ino);
+  }
+  for (let x = 0; x < counts.xattrs; x++) {
+    const r = offsets.xattrs + x * XATTR_SIZE;
+    buf.writeUInt32LE(xattrRefs[4 * x]!, r + XATTR.nameOff);
+    buf.writeUInt32LE(xattrRefs[4 * x + 1]!, r + XATTR.nameLen);
+    buf.writeUInt32LE(xattrRefs[4 * x + 2]!, r + XATTR.valueOff);
+    buf.writeUInt32LE(xattrRefs[4 * x + 3]!, r + XATTR.valueLen);
+  }
+  return { sizes, dataSize, names, strings, configBytes, counts, records: buf };
+}
+
+/** The index of a prepared tree with its chunk table. */
+export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): Buffer {
+  const { sizes, dataSize, names, strings, configBytes } = prepared;
+  const tableWhy = tableProblem(sizes, table, dataSize);
+  if (tableWhy !== undefined) throw new Fail(tableWhy);
+  const counts = { ...prepared.counts, chunks: table.count };
 
   const lengths: Record<SectionName, number> = {
     inodes: counts.inodes * INODE_SIZE,
@@ -254,38 +324,8 @@ export function encodeBootfsIndex(input: IndexBuildInput): Buffer {
     writeU64(buf, lengths[name], HEADER.sections + 16 * k + 8);
   });
 
-  inodes.forEach((node, i) => {
-    const r = offsets.inodes + i * INODE_SIZE;
-    buf.writeUInt32LE(IFMT[node.kind] | node.mode, r + INODE.mode);
-    buf.writeUInt32LE(nlink[i]!, r + INODE.nlink);
-    buf.writeUInt32LE(node.uid, r + INODE.uid);
-    buf.writeUInt32LE(node.gid, r + INODE.gid);
-    buf.writeBigInt64LE(node.mtimeNs, r + INODE.mtime);
-    writeU64(buf, node.size, r + INODE.size);
-    let a = 0;
-    let b = 0;
-    if (node.kind === 'file') a = dataOffset[i]!;
-    else if (node.kind === 'dir') [a, b] = [childFirst[i]!, childCount[i]!];
-    else if (node.kind === 'symlink') [a, b] = [targetOff[i]!, node.target!.length];
-    else if (node.kind === 'char' || node.kind === 'block') [a, b] = [node.devMajor ?? 0, node.devMinor ?? 0];
-    writeU64(buf, a, r + INODE.a);
-    writeU64(buf, b, r + INODE.b);
-    buf.writeUInt32LE(xattrFirst[i]!, r + INODE.xattrFirst);
-    buf.writeUInt32LE(node.xattrs.size, r + INODE.xattrCount);
-  });
-  for (let e = 0; e < counts.entries; e++) {
-    const r = offsets.entries + e * ENTRY_SIZE;
-    buf.writeUInt32LE(entryName[e]!, r + ENTRY.nameOff);
-    buf.writeUInt32LE(entryNameLen[e]!, r + ENTRY.nameLen);
-    buf.writeUInt32LE(entryIno[e]!, r + ENTRY.ino);
-  }
-  for (let x = 0; x < counts.xattrs; x++) {
-    const r = offsets.xattrs + x * XATTR_SIZE;
-    buf.writeUInt32LE(xattrRefs[4 * x]!, r + XATTR.nameOff);
-    buf.writeUInt32LE(xattrRefs[4 * x + 1]!, r + XATTR.nameLen);
-    buf.writeUInt32LE(xattrRefs[4 * x + 2]!, r + XATTR.valueOff);
-    buf.writeUInt32LE(xattrRefs[4 * x + 3]!, r + XATTR.valueLen);
-  }
+  // The records before the chunk table were written by prepareBootfsIndex, at the same offsets.
+  prepared.records.copy(buf, HEADER_SIZE, HEADER_SIZE);
   for (let c = 0; c < counts.chunks; c++) {
     const r = offsets.chunks + c * CHUNK_ITEM_SIZE;
     writeU64(buf, table.ends[c]!, r);
