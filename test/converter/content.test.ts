@@ -13,19 +13,11 @@ import { IoError } from '../../src/errors.js';
 import { dataOrder } from '../../src/tree/walk.js';
 import { fromByteString } from '../../src/tree/types.js';
 import { cleanup, tmpDir } from '../helpers/tools.js';
+import { lcgBytes } from '../helpers/bytes.js';
 
 afterAll(cleanup);
 
-/** Deterministic bytes. */
-function bytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
+const bytes = lcgBytes;
 
 /** 150 small files in two directories (more than one read group), a 3 MiB file and an empty one. */
 async function sampleDir(): Promise<string> {

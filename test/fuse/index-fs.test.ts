@@ -14,6 +14,7 @@ import { ChunkTable } from '../../src/index/chunk-table.js';
 import { DataReader } from '../../src/mount/data-reader.js';
 import { fromByteString, newDir, utf8ToByteString, type FsNode, type NodeKind } from '../../src/tree/types.js';
 import { dataOrder, sortedNames } from '../../src/tree/walk.js';
+import { lcgBytes } from '../helpers/bytes.js';
 
 const T = 1_700_000_000_123_456_789n;
 const CHUNK = 256;
@@ -28,13 +29,7 @@ function node(kind: NodeKind, extra: Partial<FsNode> = {}): FsNode {
 
 /** Deterministic bytes, different per seed. */
 function bytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
+  return lcgBytes(n, seed * 2654435761 + 1);
 }
 
 const NON_UTF8 = '\xff\xfe-raw'; // a ByteString: bytes ff fe 2d 72 61 77

@@ -8,17 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { chunkId, idToHex } from '../../src/chunk.js';
 import { ChunkTable } from '../../src/index/chunk-table.js';
 import { DataReader, type DataReaderOptions } from '../../src/mount/data-reader.js';
+import { lcgBytes } from '../helpers/bytes.js';
 
-/** Deterministic bytes. */
-function bytes(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
+const bytes = lcgBytes;
 
 interface Fake {
   table: ChunkTable;

@@ -17,19 +17,14 @@ import type { ChunkStore } from '../../src/store/types.js';
 import { newDir, utf8ToByteString, type FsNode } from '../../src/tree/types.js';
 import { dataOrder } from '../../src/tree/walk.js';
 import { cleanup, tmpDir } from '../helpers/tools.js';
+import { lcgBytes } from '../helpers/bytes.js';
 
 afterAll(cleanup);
 
 const MAX = 128;
 
 function block(seed: number, n = MAX): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 7919 + 13;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
+  return lcgBytes(n, seed * 7919 + 13);
 }
 
 const file = (size: number): FsNode => ({ kind: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, xattrs: new Map(), size });
