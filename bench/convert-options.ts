@@ -1,5 +1,5 @@
 /** Command-line flags of the convert benchmark (bench/convert.ts), parsed with node:util parseArgs. */
-import { BenchUsageError, parseNameList, parseRuns, strictArgs } from './options.js';
+import { parseNameList, parseRuns, strictArgs } from './options.js';
 
 /** The parts of the convert benchmark, in the order they run. */
 export const PART_NAMES = ['speed', 'dedup', 'index'] as const;

@@ -5,7 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';

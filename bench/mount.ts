@@ -6,8 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, InputUnavailable, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
 import type { CheckRecord } from './convert-shared.js';
 import { type Mount100kResult, mount100kTable, runMount100k } from './mount-100k.js';
 import { type CatResult, catTable, runCat } from './mount-cat.js';

@@ -5,7 +5,7 @@
  * against `bootfs convert oci:LAYOUT:1`, each into a fresh store, order flipped every round. The
  * two indexes must agree except for the source reference they record (registry-index.ts).
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { InputUnavailable } from './common.js';
 import { type Descriptor, readLayoutImage, umociUnpackArgs } from './convert-shared.js';

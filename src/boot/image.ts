@@ -7,7 +7,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BootfsError } from '../errors.js';
 import type { OpenedImage } from '../oci/types.js';
 import type { RegistryOptions } from '../registry/options.js';
 import { writeTarLayer } from '../oci/tar-write.js';

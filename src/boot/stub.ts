@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { parseSize } from '../chunker/params.js';
-import { BootfsError, ExitCode } from '../errors.js';
+import { BootfsError } from '../errors.js';
 import { FuseUnavailableError, unmount } from '../fuse/device.js';
 import { BootfsIndex } from '../index/bootfs-reader.js';
 import { Mount } from '../mount/mount.js';

@@ -24,8 +24,6 @@ type Task =
   | { kind: 'dir'; root: string; ref: ContentRef }
   | { kind: 'dir-group'; root: string; refs: ContentRef[]; size: number };
 
-type DirTask = Extract<Task, { kind: 'dir' | 'dir-group' }>;
-
 /** Spool tasks up to this size are read ahead whole, several at once; larger ones stream when their turn comes. */
 const PREFETCH_MAX = 1 << 20;
 /** Spool reads in flight. */

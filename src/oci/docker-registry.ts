@@ -7,9 +7,9 @@
  * from the registry when read (layer-stream.ts verifies digest and diff_id at the end).
  */
 import { NotFoundError } from '../errors.js';
+import { mapLimit } from '../util/limits.js';
 import { RegistryRepo } from '../registry/client.js';
 import type { RegistryOptions } from '../registry/options.js';
-import type { FetchedManifest } from '../registry/types.js';
 import { ImageFormatError } from './errors.js';
 import { layerCompression } from './media-types.js';
 import { imagePlatform, type ResolveOptions } from './oci-layout.js';
@@ -23,26 +23,12 @@ import type { ResolvedImage, ResolvedLayer } from './types.js';
 /** HEAD requests in flight while checking layers at open. */
 const HEAD_CONCURRENCY = 4;
 
-function parseJson(m: FetchedManifest, what: string): unknown {
+function parseJson(body: Buffer, what: string): unknown {
   try {
-    return JSON.parse(m.body.toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new ImageFormatError(`${what}: not valid JSON (${(err as Error).message})`);
   }
-}
-
-/** `items` mapped through `fn`, at most `limit` at a time, in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** Resolve a docker:// reference to its manifest, config and layers (the connection stays open for the layers). */
@@ -63,7 +49,7 @@ async function resolve(repo: RegistryRepo, ref: ImageRef, o: ResolveOptions): Pr
     const m = await repo.getManifest(desc.digest);
     if (!m) throw new NotFoundError(`${what} not found in ${repo.location}`);
     if (desc.size !== undefined && m.body.length !== desc.size) throw new ImageFormatError(`${what}: ${m.body.length} bytes, its descriptor says ${desc.size}`);
-    const value = parseJson(m, what);
+    const value = parseJson(m.body, what);
     return { value, kind: documentKind(value, desc.mediaType ?? m.mediaType, what), digest: m.digest };
   };
   const loadIndex = async (desc: Descriptor): Promise<ParsedIndex> => {
@@ -79,7 +65,7 @@ async function resolve(repo: RegistryRepo, ref: ImageRef, o: ResolveOptions): Pr
     throw new NotFoundError(`manifest ${name} not found in ${repo.location} (${o.image}); check the tag, or list the repository's tags (skopeo list-tags docker://${repo.location})`);
   }
   let manifestWhat = `manifest ${top.digest} of ${o.image}`;
-  let value = parseJson(top, manifestWhat);
+  let value = parseJson(top.body, manifestWhat);
   let kind = documentKind(value, top.mediaType || undefined, manifestWhat);
   let manifestDigest = top.digest;
   let fromIndex: Platform | undefined;
@@ -102,12 +88,7 @@ async function resolve(repo: RegistryRepo, ref: ImageRef, o: ResolveOptions): Pr
   if (manifest.config.size > MAX_DOCUMENT_SIZE) throw new ImageFormatError(`${configWhat}: ${manifest.config.size} bytes is over the ${MAX_DOCUMENT_SIZE >> 20} MiB limit for JSON documents`);
   const configBytes = await repo.getBlob(manifest.config.digest, { maxBytes: MAX_DOCUMENT_SIZE });
   if (configBytes.length !== manifest.config.size) throw new ImageFormatError(`${configWhat}: ${configBytes.length} bytes, its descriptor says ${manifest.config.size}`);
-  let rawConfig: unknown;
-  try {
-    rawConfig = JSON.parse(configBytes.toString('utf8'));
-  } catch (err) {
-    throw new ImageFormatError(`${configWhat}: not valid JSON (${(err as Error).message})`);
-  }
+  const rawConfig = parseJson(configBytes, configWhat);
   const config = parseConfig(rawConfig, configWhat);
   if (config.diffIds && config.diffIds.length !== manifest.layers.length) {
     throw new ImageFormatError(`${configWhat}: ${config.diffIds.length} diff_ids for ${manifest.layers.length} layers`);

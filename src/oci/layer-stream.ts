@@ -18,7 +18,8 @@ function readStored(loc: BlobLocation | RemoteBlob, what: string, signal?: Abort
   return 'open' in loc ? loc.open(signal) : readRange(loc, what, signal);
 }
 
-function decompressor(c: 'gzip' | 'zstd'): Transform {
+/** A Transform that decompresses a layer stored with `c`. */
+export function decompressor(c: 'gzip' | 'zstd'): Transform {
   return c === 'gzip' ? createGunzip() : zstdDecompressStream();
 }
 

@@ -16,6 +16,8 @@ export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifes
 /** Docker image manifest, schema 2. */
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 /** Docker image config. */
+/** What a manifest GET accepts by default: image manifests and indexes, OCI and Docker schema 2. */
+export const MANIFEST_ACCEPT: readonly string[] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
 export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 /** Docker schema 1 (signed and unsigned): long deprecated, refused with a message saying so. */
 export const DOCKER_SCHEMA1 = ['application/vnd.docker.distribution.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws'];

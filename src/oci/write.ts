@@ -23,8 +23,6 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import path from 'node:path';
 import type { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { zstdDecompressStream } from '../codec/zstd.js';
 import { BootfsError, errnoCode, IoError, UsageError } from '../errors.js';
 import type { RegistryOptions } from '../registry/options.js';
 import { writeFileAtomic } from '../util/files.js';
@@ -42,6 +40,7 @@ import {
   OCI_LAYER_ZSTD,
   OCI_MANIFEST,
 } from './media-types.js';
+import { decompressor } from './layer-stream.js';
 import { MAX_DOCUMENT_SIZE, readDocument, readRange } from './read.js';
 import { formatImageRef, parseImageRef } from './ref.js';
 import { MAX_LAYERS, parseConfig, parseIndex, REF_NAME_ANNOTATION } from './schema.js';
@@ -223,7 +222,7 @@ async function copyLayer(p: Prepared, i: number, sink: Sink, signal?: AbortSigna
   let dec: Transform | undefined;
   let decodeError: Error | undefined;
   if (compression !== 'none') {
-    dec = compression === 'gzip' ? createGunzip() : zstdDecompressStream();
+    dec = decompressor(compression);
     dec.on('data', (b: Buffer) => plain.update(b));
     dec.on('error', (err: Error) => (decodeError ??= err));
   }

@@ -87,7 +87,7 @@ export class ChunkPool {
   async encode(plain: Uint8Array): Promise<EncodedChunk> {
     const copy = transferable(plain);
     const reply = await this.submit({ seq: 0, op: 'encode', plain: copy }, [copy]);
-    return { id: Buffer.from(reply.id!), stored: Buffer.from(reply.stored!.buffer, 0, reply.stored!.length) };
+    return { id: Buffer.from(reply.id!), stored: view(reply.stored!) };
   }
 
   /**
@@ -100,9 +100,9 @@ export class ChunkPool {
     const job: Job = { seq: 0, op: 'batch', data, ends, mode };
     if (root !== undefined) job.root = root;
     const reply = await this.submit(job, [data]);
-    const result: BatchResult = { ids: Buffer.from(reply.ids!.buffer, 0, reply.ids!.length), storedSizes: reply.storedSizes ?? [] };
+    const result: BatchResult = { ids: view(reply.ids!), storedSizes: reply.storedSizes ?? [] };
     if (reply.data) result.window = reply.data.buffer as ArrayBuffer;
-    if (reply.stored) result.stored = Buffer.from(reply.stored.buffer, 0, reply.stored.length);
+    if (reply.stored) result.stored = view(reply.stored);
     return result;
   }
 
@@ -116,7 +116,7 @@ export class ChunkPool {
     const job: Job = { seq: 0, op: 'extract-local', root, ids: idCopy, sizes, outOffset: out?.offset ?? 0 };
     if (out) job.outPath = out.path;
     const reply = await this.submit(job, [idCopy]);
-    return reply.plain ? Buffer.from(reply.plain.buffer, 0, reply.plain.length) : undefined;
+    return reply.plain ? view(reply.plain) : undefined;
   }
 
   /** Hash only (an index without a store). */
@@ -130,7 +130,7 @@ export class ChunkPool {
   async decode(id: Uint8Array, stored: Uint8Array, location: string, opts: { size?: number; maxSize?: number } = {}): Promise<Buffer> {
     const copy = transferable(stored);
     const reply = await this.submit({ seq: 0, op: 'decode', id, stored: copy, location, ...opts }, [copy]);
-    return Buffer.from(reply.plain!.buffer, reply.plain!.byteOffset, reply.plain!.length);
+    return view(reply.plain!);
   }
 
   /**
@@ -140,7 +140,7 @@ export class ChunkPool {
    */
   async cacheRead(file: string, id: Uint8Array, location: string, opts: { size?: number; maxSize?: number; touchAfterMs?: number } = {}): Promise<Buffer | undefined> {
     const reply = await this.submit({ seq: 0, op: 'cache-read', file, id: new Uint8Array(id), location, ...opts }, []);
-    return reply.plain ? Buffer.from(reply.plain.buffer, reply.plain.byteOffset, reply.plain.length) : undefined;
+    return reply.plain ? view(reply.plain) : undefined;
   }
 
   /**
@@ -151,7 +151,7 @@ export class ChunkPool {
   async cacheReadMany(files: string[], ids: Uint8Array, sizes: number[], location: string, opts: { touchAfterMs?: number } = {}): Promise<(Buffer | undefined)[]> {
     const idCopy = new Uint8Array(ids);
     const reply = await this.submit({ seq: 0, op: 'cache-read-many', files, ids: idCopy, sizes, location, ...opts }, [idCopy]);
-    const all = Buffer.from(reply.plain!.buffer, reply.plain!.byteOffset, reply.plain!.length);
+    const all = view(reply.plain!);
     let off = 0;
     return sizes.map((size, i) => {
       const start = off;
@@ -194,6 +194,11 @@ export class ChunkPool {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
+}
+
+/** A transferred reply array as a Buffer over the same memory (no copy). */
+function view(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.length);
 }
 
 let shared: ChunkPool | undefined;

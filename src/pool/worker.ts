@@ -3,7 +3,7 @@ import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
 import { closeSync, constants, fstatSync, openSync, readSync, utimesSync } from 'node:fs';
-import { ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
+import { ChunkCorruptError, ChunkNotFoundError } from '../errors.js';
 import { LocalStore, storedBound } from '../store/local.js';
 import { BatchBuffer, decodeLocalBatch, writeAt } from './extract-batch.js';
 import type { Job, Reply } from './protocol.js';
@@ -138,12 +138,7 @@ parentPort!.on('message', (job: Job) => {
   parentPort!.postMessage(reply, transfer);
 });
 
-/**
- * The stored bytes of a cache entry, or undefined when there is none. Opened without following a
- * symlink and without blocking (a fifo planted in a shared cache must not hang a worker); anything
- * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
- * with it.
- */
+/** Stored bytes of cache entries, decoded before the next read on this thread. */
 let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
 /** An extract batch's plain bytes on their way into the output file. */
 const batchBuffer = new BatchBuffer();
@@ -158,6 +153,12 @@ function touch(file: string, mtimeMs: number, afterMs: number | undefined): void
   }
 }
 
+/**
+ * The stored bytes of a cache entry, or undefined when there is none. Opened without following a
+ * symlink and without blocking (a fifo planted in a shared cache must not hang a worker); anything
+ * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
+ * with it.
+ */
 function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs: number } | undefined {
   let fd: number;
   try {
@@ -170,7 +171,6 @@ function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs:
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > storedBound(plainBound)) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
-    // The stored bytes are decoded before the next read on this thread: one buffer serves them all.
     if (readScratch.length < st.size) readScratch = Buffer.allocUnsafeSlow(Math.max(st.size, 2 * readScratch.length));
     const buf = readScratch;
     let n = 0;

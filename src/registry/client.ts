@@ -15,23 +15,20 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BootfsError, IoError, NotFoundError, UsageError } from '../errors.js';
 import { digestProblem, sha256Digest, short } from '../oci/digest.js';
-import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
+import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { MAX_DOCUMENT_SIZE } from '../oci/read.js';
 import { repositoryScope } from './auth.js';
 import { RegistryConnection, type Exchange, type Reply, type StreamReply } from './connection.js';
 import { discard } from './retry.js';
 import { RegistryDigestError } from './errors.js';
 import { resolveRegistryOptions, type RegistryOptions } from './options.js';
-import { parseRepoLocation, type RepoLocation } from './reference.js';
+import { parseRepoLocation, type RepoLocation, TAG } from './reference.js';
 import type { BlobRepo, BlobSource, FetchedManifest, UploadResult } from './types.js';
 import { uploadBlob } from './upload.js';
 
-/** What getManifest accepts by default: image manifests and indexes, OCI and Docker schema 2. */
-export const MANIFEST_ACCEPT: readonly string[] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
 
 /** getBlob's default cap: blobs read whole are documents or chunks, never layers. */
 const DEFAULT_MAX_BLOB = 64 << 20;
-const TAG = /^[\w][\w.-]{0,127}$/;
 
 function isStream(r: StreamReply | Reply): r is StreamReply {
   return !Buffer.isBuffer(r.body);
@@ -277,7 +274,10 @@ export class RegistryRepo implements BlobRepo {
           },
         }
       : source;
-    if (Buffer.isBuffer(source) && sha256Digest(source) !== digest) throw new UsageError(`blob for ${this.location}: the bytes hash to ${sha256Digest(source)}, not ${digest}`);
+    if (Buffer.isBuffer(source)) {
+      const actual = sha256Digest(source);
+      if (actual !== digest) throw new UsageError(`blob for ${this.location}: the bytes hash to ${actual}, not ${digest}`);
+    }
     if (!Number.isSafeInteger(src.size) || src.size < 0) throw new UsageError(`blob ${digest} for ${this.location}: size must be a non-negative integer`);
     const have = await this.headBlob(digest);
     if (have !== undefined) {

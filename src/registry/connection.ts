@@ -278,7 +278,7 @@ export class RegistryConnection {
   }
 
   /** The Authorization header for a request needing `scopes`, fetching a token when needed. */
-  private async authorization(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
+  private async authorization(scopes: readonly string[]): Promise<string | undefined> {
     if (this.auth.kind === 'basic') {
       const c = await this.credentials();
       return c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined;
@@ -371,7 +371,7 @@ export class RegistryConnection {
     for (let authTry = 0; ; authTry++) {
       let url = x.url.startsWith('/') ? new URL(x.url, origin) : new URL(x.url);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new IoError(`${x.what}: the registry sent a non-http URL ${url.href}`);
-      const auth = await this.authorization(x.scopes, signal);
+      const auth = await this.authorization(x.scopes);
       let res: Dispatcher.ResponseData;
       for (let hops = 0; ; hops++) {
         const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...x.headers };

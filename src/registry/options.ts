@@ -3,11 +3,17 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Agent } from 'undici';
 import { errnoCode, IoError, NotFoundError, UsageError } from '../errors.js';
-import { positiveInt } from '../util/limits.js';
+import { positiveInt, type RetryOptions } from '../util/limits.js';
 import type { CredentialOptions } from './credentials.js';
 
-/** How to reach and authenticate to a registry. */
-export interface RegistryOptions extends CredentialOptions {
+/**
+ * How to reach and authenticate to a registry. Retries (RetryOptions): timeoutMs is one try, from
+ * sending to the last body byte, for small requests and the inactivity limit for streams (default
+ * 30 000); deadlineMs one operation across all tries (default 120 000; streams and uploads are
+ * bounded by progress instead); tries per operation (default 4; for uploads and streams: tries in
+ * a row without progress); backoffMs 250 and maxBackoffMs 8 000 by default.
+ */
+export interface RegistryOptions extends CredentialOptions, RetryOptions {
   /**
    * Verify TLS certificates (default true). false: certificates are not checked, and plain http is
    * used when the registry does not speak TLS. Loopback registries may be plain http either way.
@@ -17,16 +23,6 @@ export interface RegistryOptions extends CredentialOptions {
   caFile?: string;
   /** Requests in flight at once, per repository (default 8). */
   concurrency?: number;
-  /** One try, from sending to the last body byte, for small requests; the inactivity limit for streams (ms, default 30 000). */
-  timeoutMs?: number;
-  /** One operation across all tries and back-offs (ms, default 120 000); streams and uploads are bounded by progress instead. */
-  deadlineMs?: number;
-  /** Tries per operation, the first included (default 4); for uploads and streams: tries in a row without progress. */
-  tries?: number;
-  /** First back-off (ms, default 250), doubled per retry with ±50 % jitter. */
-  backoffMs?: number;
-  /** Longest back-off (ms, default 8 000). */
-  maxBackoffMs?: number;
   /** Blobs up to this size are uploaded with one PUT; larger ones in PATCH chunks (default 32 MiB). */
   monolithicMaxBytes?: number;
   /** Size of one PATCH chunk (default 32 MiB). */
@@ -36,16 +32,11 @@ export interface RegistryOptions extends CredentialOptions {
 }
 
 /** Options with defaults applied. */
-export interface ResolvedRegistryOptions {
+export interface ResolvedRegistryOptions extends Required<RetryOptions> {
   tlsVerify: boolean;
   ca: string[] | undefined;
   caFile: string | undefined;
   concurrency: number;
-  timeoutMs: number;
-  deadlineMs: number;
-  tries: number;
-  backoffMs: number;
-  maxBackoffMs: number;
   monolithicMaxBytes: number;
   chunkBytes: number;
   agentOptions: Agent.Options;

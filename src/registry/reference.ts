@@ -30,7 +30,8 @@ export const DOCKER_HUB_API = 'registry-1.docker.io';
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN_NAME = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*$/;
 const IPV6 = /^\[[0-9a-fA-F:.]+\]$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
+/** A tag (distribution/reference). */
+export const TAG = /^[\w][\w.-]{0,127}$/;
 /** distribution/reference: a name (domain included) is at most 255 characters. */
 const MAX_NAME = 255;
 

@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { BootfsError, IoError } from '../errors.js';
-import { backoffDelay } from '../util/limits.js';
+import { backoffDelay, type RetryOptions } from '../util/limits.js';
 
 /** An undici response body. */
 export type Body = Dispatcher.ResponseData['body'];
@@ -33,12 +33,7 @@ export class TryTimeout extends Error {
 export class BodyTooLarge extends IoError {}
 
 /** How often and how patiently to try. */
-export interface RetryPolicy {
-  tries: number;
-  deadlineMs: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-}
+export type RetryPolicy = Required<Pick<RetryOptions, 'tries' | 'deadlineMs' | 'backoffMs' | 'maxBackoffMs'>>;
 
 /** Why withRetries stopped: the last error, how many tries ran, whether the deadline ended it. */
 export class GaveUp extends Error {

@@ -5,8 +5,7 @@
  * heartbeats its mtime while the others poll for the chunk. The protocol is in docs/cache.md.
  */
 import { constants, type Stats } from 'node:fs';
-import { lstat, open, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import { lstat, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CHUNK_ID_BYTES, decodeChunk, DEFAULT_MAX_DECODED_SIZE, hexToId, idToHex } from '../chunk.js';
 import { type BootfsError, ChunkCorruptError, errnoCode, IoError, UsageError } from '../errors.js';

@@ -18,8 +18,7 @@ import { BootfsError, ExitCode } from '../errors.js';
 import { SHA256_DIGEST, sha256Digest, short } from '../oci/digest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
 
-/** Tag of the store's index when the location names none. */
-export const DEFAULT_TAG = 'bootfs-chunks';
+export { DEFAULT_TAG } from './registry-location.js';
 /** artifactType of the index the tag points at: what marks a tag as a bootfs chunk store. */
 export const STORE_ARTIFACT_TYPE = 'application/vnd.bootfs.chunkstore.v1';
 /** artifactType of a segment manifest (and of its descriptor in the index). */

@@ -5,7 +5,12 @@
 import { UsageError } from '../errors.js';
 import { short } from '../oci/digest.js';
 import { parseRegistryReference } from '../registry/reference.js';
-import { DEFAULT_TAG } from './registry-format.js';
+
+/**
+ * Tag of the store's index when the location names none. Defined here, not in registry-format.ts:
+ * location parsing runs at every start, and must not load the store's format code.
+ */
+export const DEFAULT_TAG = 'bootfs-chunks';
 
 /** An `oci://` location, parsed. */
 export interface RegistryStoreLocation {

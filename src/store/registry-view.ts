@@ -4,10 +4,11 @@
  * the writer (src/store/registry.ts) adds and replaces segments and builds the next index from it.
  */
 import { BootfsError } from '../errors.js';
-import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
+import { MANIFEST_ACCEPT, OCI_MANIFEST } from '../oci/media-types.js';
 import type { BlobRepo } from '../registry/types.js';
 import { buildIndex, ChunkMap, type Descriptor, MAX_MAP_BYTES, parseIndex, parseSegmentMap, type SegmentRef, StoreFormatError } from './registry-format.js';
 import { ChunkLookup } from './registry-lookup.js';
+import { mapLimit } from '../util/limits.js';
 
 /** One segment: its descriptor in the index and its chunk map. */
 export interface Segment {
@@ -17,9 +18,9 @@ export interface Segment {
   own: boolean;
 }
 
-// Every manifest kind: a registry asked for an index only may answer 404 for an image manifest
-// under the tag, and the store would then overwrite someone's image tag.
-const TAG_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST] as const;
+// A tag is read accepting every manifest kind (MANIFEST_ACCEPT): a registry asked for an index
+// only may answer 404 for an image manifest under the tag, and the store would then overwrite
+// someone's image tag.
 
 /** Chunk maps fetched at once when a tag is read. */
 const MAP_FETCHES = 8;
@@ -83,7 +84,7 @@ export class StoreView {
    * every chunk of them (it repacked them).
    */
   async read(repo: BlobRepo): Promise<void> {
-    const got = await repo.getManifest(this.tag, TAG_ACCEPT);
+    const got = await repo.getManifest(this.tag, MANIFEST_ACCEPT);
     this.readAt = performance.now();
     if (got?.digest === this.indexDigest && this.loaded) return;
     const what = `index ${got?.digest ?? ''} of ${this.location}`;
@@ -148,18 +149,4 @@ export class StoreView {
 function covered(lookup: ChunkLookup, map: ChunkMap): boolean {
   for (let i = 0; i < map.count; i++) if (!lookup.find(map.id(i))) return false;
   return true;
-}
-
-/** `fn` over `items`, at most `limit` at a time; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

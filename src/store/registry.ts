@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
+import { sha256Digest } from '../oci/digest.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
 import { RegistryDigestError } from '../registry/errors.js';
 import type { RegistryOptions } from '../registry/options.js';
@@ -291,7 +292,7 @@ export class RegistryStore implements WriteStore {
     await this.view.read(repo);
     await this.compact();
     const body = this.view.indexBody();
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    const digest = sha256Digest(body);
     if (digest === this.view.indexDigest) return;
     await repo.putManifest(this.ref.tag, OCI_INDEX, body);
     this.view.indexDigest = digest;

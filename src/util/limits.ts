@@ -32,6 +32,20 @@ export class Semaphore {
   }
 }
 
+/** `items` mapped through `fn`, at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 /** How the remote stores retry one operation (each store documents its defaults). */
 export interface RetryOptions {
   /** One try, in ms. */
