@@ -19,7 +19,7 @@ import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { MAX_DOCUMENT_SIZE } from '../oci/read.js';
 import { repositoryScope } from './auth.js';
 import { RegistryConnection, type Exchange, type Reply, type StreamReply } from './connection.js';
-import { discard } from './retry.js';
+import { discard } from '../util/http-body.js';
 import { RegistryDigestError } from './errors.js';
 import { resolveRegistryOptions, type RegistryOptions } from './options.js';
 import { parseRepoLocation, type RepoLocation, TAG } from './reference.js';

@@ -21,7 +21,8 @@ import { findCredentials, type Credentials } from './credentials.js';
 import { RegistryAuthError } from './errors.js';
 import type { ResolvedRegistryOptions } from './options.js';
 import { apiHost, isLoopback, type RepoLocation } from './reference.js';
-import { backoff, discard, errorDetail, GaveUp, isNotTls, isRetryable, isTlsCertError, readCapped, readPrefix, RetryableStatus, TryTimeout, withRetries, type Body } from './retry.js';
+import { discard, readCapped, readPrefix, TryTimeout, type Body } from '../util/http-body.js';
+import { backoff, errorDetail, GaveUp, isNotTls, isRetryable, isTlsCertError, RetryableStatus, withRetries } from './retry.js';
 
 /** The HTTP methods the client sends. */
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';

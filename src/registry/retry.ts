@@ -1,16 +1,13 @@
 /**
- * What the registry client retries, how, and the response-body helpers it shares: network errors,
+ * What the registry client retries, and how: network errors,
  * per-try timeouts and 5xx are retried with exponential back-off (±50 % jitter) within a deadline;
  * 4xx, TLS and our own errors never are (as src/store/http.ts).
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errors as undiciErrors, type Dispatcher } from 'undici';
-import { BootfsError, IoError } from '../errors.js';
+import { errors as undiciErrors } from 'undici';
+import { BootfsError } from '../errors.js';
+import { TryTimeout } from '../util/http-body.js';
 import { backoffDelay, type RetryOptions } from '../util/limits.js';
-
-/** An undici response body. */
-export type Body = Dispatcher.ResponseData['body'];
 
 /** A 5xx answer (retryable). */
 export class RetryableStatus extends Error {
@@ -21,16 +18,6 @@ export class RetryableStatus extends Error {
     super(`HTTP ${status}${detail ? ` (${detail})` : ''}`);
   }
 }
-
-/** One try took longer than the per-try timeout (retryable). */
-export class TryTimeout extends Error {
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
-  }
-}
-
-/** A body longer than allowed (not retryable). */
-export class BodyTooLarge extends IoError {}
 
 /** How often and how patiently to try. */
 export type RetryPolicy = Required<Pick<RetryOptions, 'tries' | 'deadlineMs' | 'backoffMs' | 'maxBackoffMs'>>;
@@ -126,44 +113,3 @@ export function errorDetail(body: Buffer): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 200);
 }
 
-/** Drop a response body and its connection (an error listener first: destroy() emits one). */
-export function discard(body: Body): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
-/** The first `max` bytes of a body; the rest is dropped (the connection too, when needed). */
-export async function readPrefix(body: Body, max: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of body) {
-    parts.push(piece as Buffer);
-    total += (piece as Buffer).length;
-    if (total >= max) {
-      discard(body);
-      break;
-    }
-  }
-  return Buffer.concat(parts).subarray(0, max);
-}
-
-/** A whole body of at most `cap` bytes; BodyTooLarge (and the connection dropped) beyond. */
-export async function readCapped(body: Body, cap: number, headers: IncomingHttpHeaders, what: string): Promise<Buffer> {
-  const tooLarge = () => new BodyTooLarge(`${what}: response over ${cap} bytes refused`);
-  const declared = Number(headers['content-length']);
-  if (Number.isFinite(declared) && declared > cap) {
-    discard(body);
-    throw tooLarge();
-  }
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of body) {
-    total += (piece as Buffer).length;
-    if (total > cap) {
-      discard(body);
-      throw tooLarge();
-    }
-    parts.push(piece as Buffer);
-  }
-  return Buffer.concat(parts, total);
-}

@@ -7,9 +7,10 @@
  * back-off; 4xx never are. Every operation has a per-try timeout and a total deadline.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool, errors as undiciErrors } from 'undici';
 import { decodeChunk, idToHex } from '../chunk.js';
 import { ChunkCorruptError, ChunkNotFoundError, IoError, UsageError } from '../errors.js';
+import { BodyTooLarge, readCapped, readPrefix, TryTimeout } from '../util/http-body.js';
 import { backoffDelay, positiveInt, Semaphore, type RetryOptions } from '../util/limits.js';
 import type { GetOptions, WriteStore } from './types.js';
 
@@ -221,7 +222,7 @@ export class HttpStore implements WriteStore {
         signal: sig,
       });
       // Only a chunk body matters; of an error page the first few KiB are enough for a message.
-      const data = method === 'GET' && res.statusCode === 200 ? await readCapped(res.body, this.opts.maxBodyBytes, res.headers, hex, this.location) : await readPrefix(res.body, 4096);
+      const data = method === 'GET' && res.statusCode === 200 ? await readCapped(res.body, this.opts.maxBodyBytes, res.headers, `chunk ${hex} from ${this.location}`) : await readPrefix(res.body, 4096);
       if (res.statusCode === 500 && res.headers['bootfs-error'] === 'ERR_CHUNK_CORRUPT') {
         // bootfs serve verified the chunk and found it bad: another try would find the same.
         throw new ChunkCorruptError(hex, this.location, `the server reports: ${data.toString('utf8').trim()}`);
@@ -238,13 +239,6 @@ export class HttpStore implements WriteStore {
 
 }
 
-/** One try took longer than timeoutMs (retryable). */
-class TryTimeout extends Error {
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
-  }
-}
-
 /** Network failures, per-try timeouts and 5xx are worth another try; HTTP 4xx and our own errors are not. */
 function isRetryable(err: unknown): boolean {
   if (err instanceof RetryableStatus || err instanceof TryTimeout) return true;
@@ -252,42 +246,4 @@ function isRetryable(err: unknown): boolean {
   if (err instanceof undiciErrors.UndiciError) return !(err instanceof undiciErrors.InvalidArgumentError);
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|UND_ERR_.*)$/.test(code);
-}
-
-class BodyTooLarge extends IoError {}
-
-/** Read a response body, refusing (and dropping the connection) past `cap` bytes. */
-async function readCapped(body: Dispatcher.ResponseData['body'], cap: number, headers: Dispatcher.ResponseData['headers'], hex: string, location: string): Promise<Buffer> {
-  const declared = Number(headers['content-length']);
-  const tooLarge = () => new BodyTooLarge(`chunk ${hex} from ${location}: response body over ${cap} bytes refused`);
-  if (Number.isFinite(declared) && declared > cap) {
-    body.destroy();
-    throw tooLarge();
-  }
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of body) {
-    total += (piece as Buffer).length;
-    if (total > cap) {
-      body.destroy();
-      throw tooLarge();
-    }
-    parts.push(piece as Buffer);
-  }
-  return Buffer.concat(parts, total);
-}
-
-/** The first `max` bytes of a body; the rest is discarded (the connection is dropped if needed). */
-async function readPrefix(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of body) {
-    parts.push(piece as Buffer);
-    total += (piece as Buffer).length;
-    if (total >= max) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts).subarray(0, max);
 }
