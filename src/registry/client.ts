@@ -30,6 +30,28 @@ import { uploadBlob } from './upload.js';
 /** getBlob's default cap: blobs read whole are documents or chunks, never layers. */
 const DEFAULT_MAX_BLOB = 64 << 20;
 
+/** A 206 answer must start at byte `at`; otherwise its body is dropped and the IoError reads `${lead}the registry sent …`. */
+function checkRangeStart(r: StreamReply, at: number, lead: string): void {
+  const range = r.headers['content-range'];
+  const m = /^bytes (\d+)-/.exec(String(range ?? ''));
+  if (!m || Number(m[1]) !== at) {
+    discard(r.body);
+    throw new IoError(`${lead}the registry sent ${String(range ?? 'no Content-Range')}`);
+  }
+}
+
+/** `body` without its first `n` bytes (a registry that ignored Range sent them), and without empty pieces. */
+async function* skipBytes(body: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
+  for await (const piece of body) {
+    if (n >= piece.length) {
+      n -= piece.length;
+      continue;
+    }
+    yield n > 0 ? piece.subarray(n) : piece;
+    n = 0;
+  }
+}
+
 function isStream(r: StreamReply | Reply): r is StreamReply {
   return !Buffer.isBuffer(r.body);
 }
@@ -166,11 +188,7 @@ export class RegistryRepo implements BlobRepo {
       }
       let skip = 0;
       if (got > 0 && r.status === 206) {
-        const m = /^bytes (\d+)-/.exec(String(r.headers['content-range'] ?? ''));
-        if (!m || Number(m[1]) !== got) {
-          discard(r.body);
-          throw new IoError(`${what}: asked to resume at byte ${got}, the registry sent ${String(r.headers['content-range'] ?? 'no Content-Range')}`);
-        }
+        checkRangeStart(r, got, `${what}: asked to resume at byte ${got}, `);
       } else if (got > 0 && r.status === 200) {
         skip = got; // the server ignored Range: drop what we already have
       } else if (r.status !== 200) {
@@ -178,15 +196,8 @@ export class RegistryRepo implements BlobRepo {
       }
       const before = got;
       try {
-        for await (const piece of r.body as AsyncIterable<Buffer>) {
+        for await (const b of skipBytes(r.body as AsyncIterable<Buffer>, skip)) {
           opts.signal?.throwIfAborted();
-          let b = piece;
-          if (skip > 0) {
-            const n = Math.min(skip, b.length);
-            skip -= n;
-            b = b.subarray(n);
-            if (b.length === 0) continue;
-          }
           got += b.length;
           if (opts.size !== undefined && got > opts.size) throw new RegistryDigestError(`${what}: longer than the ${opts.size} bytes its descriptor says`, this.location, digest);
           hash?.update(b);
@@ -233,27 +244,12 @@ export class RegistryRepo implements BlobRepo {
       if (r.status === 416) return Buffer.alloc(0);
       throw this.conn.statusError(x, r);
     }
-    let skip = 0;
-    if (r.status === 206) {
-      const m = /^bytes (\d+)-/.exec(String(r.headers['content-range'] ?? ''));
-      if (!m || Number(m[1]) !== offset) {
-        discard(r.body);
-        throw new IoError(`${what}: the registry sent ${String(r.headers['content-range'] ?? 'no Content-Range')}`);
-      }
-    } else {
-      skip = offset; // 200: the whole blob
-    }
+    // 206: the range asked for; 200: the whole blob, whose first `offset` bytes are dropped.
+    if (r.status === 206) checkRangeStart(r, offset, `${what}: `);
     const parts: Buffer[] = [];
     let have = 0;
     try {
-      for await (const piece of r.body as AsyncIterable<Buffer>) {
-        let b = piece;
-        if (skip > 0) {
-          const n = Math.min(skip, b.length);
-          skip -= n;
-          b = b.subarray(n);
-        }
-        if (b.length === 0) continue;
+      for await (const b of skipBytes(r.body as AsyncIterable<Buffer>, r.status === 206 ? 0 : offset)) {
         parts.push(b.subarray(0, length - have));
         have += Math.min(b.length, length - have);
         if (have >= length) break;
