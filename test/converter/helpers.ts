@@ -5,6 +5,7 @@ import type { Spool } from '../../src/converter/spool.js';
 import { readTar, type TarEntry, type TarReadOptions } from '../../src/converter/tar-reader.js';
 import type { FsNode } from '../../src/tree/types.js';
 import { chunked } from './tar-writer.js';
+export { rejection } from '../helpers/assert.js';
 
 export type ReadEntry = Omit<TarEntry, 'data'> & { body: Buffer };
 
@@ -19,16 +20,6 @@ export async function readAll(tar: Uint8Array | AsyncIterable<Uint8Array>, opts:
     out.push({ ...rest, body: Buffer.concat(parts) });
   }
   return out;
-}
-
-/** The error a promise rejects with (fails the test if it resolves). */
-export async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Assert `err` is a `cls` whose message names the layer and every string in `mentions`. */

@@ -23,6 +23,7 @@ import { cleanup, describeWithTools, run, tmpDir } from '../helpers/tools.js';
 import { Layout, layerTar, tagged, withPlatform } from '../oci/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../registry/fault-proxy.js';
 import { startRegistry, type RegistryServer } from '../registry/registry-server.js';
+import { rejection } from '../helpers/assert.js';
 
 afterAll(cleanup);
 
@@ -48,15 +49,6 @@ async function drain(it: AsyncIterable<Uint8Array>): Promise<string> {
   const h = createHash('sha256');
   for await (const b of it) h.update(b);
   return `sha256:${h.digest('hex')}`;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Requests in the registry's access log since `mark` (a previous length). */

@@ -6,6 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
+export { rejection } from '../helpers/assert.js';
 
 export const sha256 = (b: Uint8Array | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -172,14 +173,4 @@ export async function digestOf(it: AsyncIterable<Uint8Array>): Promise<{ digest:
     bytes += b.length;
   }
   return { digest: `sha256:${h.digest('hex')}`, bytes };
-}
-
-/** The error a promise rejects with (fails the test when it resolves). */
-export async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }

@@ -11,21 +11,13 @@ import type { RegistryOptions } from '../../src/registry/options.js';
 import { cleanup, describeWithTools, tmpDir } from '../helpers/tools.js';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { startRegistry, type RegistryServer } from './registry-server.js';
+import { rejection } from '../helpers/assert.js';
 
 afterAll(cleanup);
 
 const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 /** Fast retries, no host auth files, small chunks so that chunked uploads happen with small blobs. */
 const BASE: RegistryOptions = { authFiles: [], backoffMs: 5, maxBackoffMs: 20, monolithicMaxBytes: 64 * 1024, chunkBytes: 100 * 1024 };
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];

@@ -13,6 +13,7 @@ import { LocalStore } from '../../src/store/local.js';
 import { ChunkUnavailableError, StoreRouter } from '../../src/store/router.js';
 import type { ChunkStore, GetOptions } from '../../src/store/types.js';
 import { cleanup, tmpDir } from '../helpers/tools.js';
+import { rejection } from '../helpers/assert.js';
 
 afterAll(cleanup);
 
@@ -62,15 +63,6 @@ function spy(location: string, inner?: ChunkStore, fail?: () => Error) {
     },
   };
   return s;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('StoreRouter', () => {
