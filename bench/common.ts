@@ -1,6 +1,6 @@
 /** Pieces every benchmark entry point needs: the repo root, setup errors, the environment record, cleanup. */
 import { existsSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +128,31 @@ export async function runParts<P extends string>(
     o.after?.(part);
   }
   return seconds;
+}
+
+/**
+ * runParts inside a work dir: the parts in order, then `cleanup` (stop servers or mounts; it may
+ * add failures), then the work dir is removed unless kept. Cleanup and removal happen also when
+ * a part's `after` throws.
+ */
+export async function runPartsInWorkDir<P extends string>(o: {
+  parts: readonly P[];
+  work: WorkDir;
+  keep: boolean;
+  run: (part: P) => Promise<void>;
+  after?: (part: P) => void;
+  cleanup?: (failures: string[]) => Promise<void>;
+}): Promise<{ partSeconds: Partial<Record<P, number>>; skipped: { part: string; reason: string }[]; failures: string[] }> {
+  const failures: string[] = [];
+  const skipped: { part: string; reason: string }[] = [];
+  let partSeconds: Partial<Record<P, number>> = {};
+  try {
+    partSeconds = await runParts(o.parts, o.run, { skipped, failures, ...(o.after ? { after: o.after } : {}) });
+  } finally {
+    await o.cleanup?.(failures);
+    if (!o.keep) await rm(o.work.path, { recursive: true, force: true });
+  }
+  return { partSeconds, skipped, failures };
 }
 
 /**

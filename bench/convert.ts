@@ -4,8 +4,7 @@
  * load cost of the bootfs index. Prints one table per part, writes bench/results/convert-*.json.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPartsInWorkDir, SetupError, bootfsBinIn } from './common.js';
 import { dedupRows, runDedup, type DedupResult } from './convert-dedup.js';
 import { indexRows, loadRunsFor, runIndex, type IndexResult } from './convert-index.js';
 import { CONVERT_USAGE, type ConvertBenchOptions, type PartName, parseConvertArgs } from './convert-options.js';
@@ -90,25 +89,17 @@ async function main(argv: string[]): Promise<number> {
 
   const ctx: PartContext = { opts, work, tools, repoRoot, inputs: new ConvertInputs(repoRoot, work.path, tools, opts.keep), shared: {} };
   const results: PartResults = {};
-  const failures: string[] = [];
-  const skipped: { part: PartName; reason: string }[] = [];
-  const partSeconds: Partial<Record<PartName, number>> = {};
-  try {
-    Object.assign(
-      partSeconds,
-      await runParts(
-        opts.parts,
-        async (part) => {
-          if (part === 'speed') results.speed = await runSpeed(ctx);
-          else if (part === 'dedup') results.dedup = await runDedup(ctx);
-          else results.index = await runIndex(ctx);
-        },
-        { skipped, failures, after: (part) => printPart(part, results, opts) },
-      ),
-    );
-  } finally {
-    if (!opts.keep) await rm(work.path, { recursive: true, force: true });
-  }
+  const { partSeconds, skipped, failures } = await runPartsInWorkDir({
+    parts: opts.parts,
+    work,
+    keep: opts.keep,
+    run: async (part) => {
+      if (part === 'speed') results.speed = await runSpeed(ctx);
+      else if (part === 'dedup') results.dedup = await runDedup(ctx);
+      else results.index = await runIndex(ctx);
+    },
+    after: (part) => printPart(part, results, opts),
+  });
 
   for (const r of results.speed?.runs ?? []) if (!r.ok) failures.push(`speed round ${r.round} ${r.cell} failed: ${r.error ?? ''}`);
   return finishParts({

@@ -5,8 +5,7 @@
  * per part, writes bench/results/mount-*.json.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPartsInWorkDir, SetupError, bootfsBinIn } from './common.js';
 import type { CheckRecord } from './convert-shared.js';
 import { type Mount100kResult, mount100kTable, runMount100k } from './mount-100k.js';
 import { type CatResult, catTable, runCat } from './mount-cat.js';
@@ -102,33 +101,27 @@ async function main(argv: string[]): Promise<number> {
 
   const ctx: MountContext = { opts, work, tools, repoRoot, mounts, images: new MountImages({ opts, tools, repoRoot, base: work.path }) };
   const results: PartResults = {};
-  const failures: string[] = [];
-  const skipped: { part: MountPartName; reason: string }[] = [];
-  const partSeconds: Partial<Record<MountPartName, number>> = {};
-  try {
-    Object.assign(
-      partSeconds,
-      await runParts(
-        opts.parts,
-        async (part) => {
-          if (part === 'cat') results.cat = await runCat(ctx);
-          else if (part === 'seq' || part === 'random') results[part] = await runFilePart(ctx, part);
-          else if (part === 'procs') results.procs = await runProcs(ctx);
-          else results.mount100k = await runMount100k(ctx);
-        },
-        { skipped, failures, after: (part) => printPart(part, results, opts, work.tmpfs) },
-      ),
-    );
-  } finally {
-    failures.push(...(await mounts.stopAll()));
-    // Whatever still hangs under the work dir (it should be nothing) must go before rm walks into it.
-    const left = mountPoints().filter((p) => p.startsWith(`${work.path}/`));
-    if (left.length > 0) {
-      failures.push(`still mounted at the end: ${left.join(', ')}`);
-      mounts.unmountAllSync(work.path);
-    }
-    if (!opts.keep) await rm(work.path, { recursive: true, force: true });
-  }
+  const { partSeconds, skipped, failures } = await runPartsInWorkDir({
+    parts: opts.parts,
+    work,
+    keep: opts.keep,
+    run: async (part) => {
+      if (part === 'cat') results.cat = await runCat(ctx);
+      else if (part === 'seq' || part === 'random') results[part] = await runFilePart(ctx, part);
+      else if (part === 'procs') results.procs = await runProcs(ctx);
+      else results.mount100k = await runMount100k(ctx);
+    },
+    after: (part) => printPart(part, results, opts, work.tmpfs),
+    cleanup: async (failures) => {
+      failures.push(...(await mounts.stopAll()));
+      // Whatever still hangs under the work dir (it should be nothing) must go before rm walks into it.
+      const left = mountPoints().filter((p) => p.startsWith(`${work.path}/`));
+      if (left.length > 0) {
+        failures.push(`still mounted at the end: ${left.join(', ')}`);
+        mounts.unmountAllSync(work.path);
+      }
+    },
+  });
 
   return finishParts({
     repoRoot,

@@ -6,9 +6,8 @@
  * one table per part, writes bench/results/registry-*.json.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runParts, SetupError, bootfsBinIn } from './common.js';
+import { cleanupOnSignal, describeEnvironment, findRepoRoot, finishParts, runBenchMain, runPartsInWorkDir, SetupError, bootfsBinIn } from './common.js';
 import { parseOrExit } from './options.js';
 import { GNU_TIME } from './proc.js';
 import { type ConvertPartResult, convertTable, runConvertPart } from './registry-convert.js';
@@ -101,25 +100,19 @@ async function main(argv: string[]): Promise<number> {
     registry: () => (registry ??= startDockerRegistry(servers, tools.registry, path.join(work.path, 'registry'))),
   };
   const results: PartResults = {};
-  const failures: string[] = [];
-  const skipped: { part: string; reason: string }[] = [];
-  const partSeconds: Partial<Record<RegistryPartName, number>> = {};
-  try {
-    Object.assign(
-      partSeconds,
-      await runParts(
-        opts.parts,
-        async (part) => {
-          if (part === 'convert') results.convert = await runConvertPart(ctx);
-          else results.fetch = await runFetchPart(ctx);
-        },
-        { skipped, failures, after: (part) => printPart(part, results, opts) },
-      ),
-    );
-  } finally {
-    for (const p of await servers.stopAll()) failures.push(`stopping servers: ${p}`);
-    if (!opts.keep) await rm(work.path, { recursive: true, force: true });
-  }
+  const { partSeconds, skipped, failures } = await runPartsInWorkDir({
+    parts: opts.parts,
+    work,
+    keep: opts.keep,
+    run: async (part) => {
+      if (part === 'convert') results.convert = await runConvertPart(ctx);
+      else results.fetch = await runFetchPart(ctx);
+    },
+    after: (part) => printPart(part, results, opts),
+    cleanup: async (failures) => {
+      for (const p of await servers.stopAll()) failures.push(`stopping servers: ${p}`);
+    },
+  });
 
   return finishParts({
     repoRoot,
