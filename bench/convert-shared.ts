@@ -79,8 +79,8 @@ export function bootfsConvertArgs(bin: string, src: string, store: string | unde
 }
 
 /** `casync make --store=S x.caidx DIR` argv with the same chunk sizes. */
-export function casyncMakeArgs(store: string, index: string, dir: string): string[] {
-  return ['make', `--store=${store}`, `--chunk-size=${CHUNK_SIZE}`, index, dir];
+export function casyncMakeArgs(store: string, index: string, dir: string, digest?: 'sha256'): string[] {
+  return ['make', `--store=${store}`, `--chunk-size=${CHUNK_SIZE}`, ...(digest ? [`--digest=${digest}`] : []), index, dir];
 }
 
 /** The fields of `bootfs convert --json` the benchmark uses. */

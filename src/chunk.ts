@@ -1,6 +1,7 @@
 /**
- * Chunk identity: the ID is SHA-512/256 of the plain (uncompressed) bytes, as casync and desync
- * define it. Nothing else enters the digest.
+ * Chunk identity: the ID is a digest of the plain (uncompressed) bytes, as casync and desync define
+ * it: SHA-512/256 (casync's default) or SHA-256 (casync `--digest=sha256`). Nothing else enters the
+ * digest. An index records which one its IDs use.
  */
 import { createHash } from 'node:crypto';
 import { compressChunk, decompressInto, decompressOwned, decompressStored, decompressToScratch, DecodeFailure } from './codec/zstd.js';
@@ -10,9 +11,36 @@ import { ChunkCorruptError } from './errors.js';
 export const CHUNK_ID_BYTES = 32;
 const HEX_ID = /^[0-9a-f]{64}$/;
 
-/** SHA-512/256 of the plain chunk bytes (32 raw bytes). */
-export function chunkId(plain: Uint8Array): Buffer {
-  return createHash('sha512-256').update(plain).digest();
+/** The chunk digests casync knows; both give 32-byte IDs. */
+export const DIGESTS = ['sha512-256', 'sha256'] as const;
+export type Digest = (typeof DIGESTS)[number];
+/** casync's and desync's default. */
+export const CASYNC_DIGEST: Digest = 'sha512-256';
+
+/** The digest of the plain chunk bytes (32 raw bytes). */
+export function chunkId(plain: Uint8Array, digest: Digest = CASYNC_DIGEST): Buffer {
+  return createHash(digest).update(plain).digest();
+}
+
+/**
+ * The digest tried first when verifying: the last one that matched on this thread. A process
+ * mostly reads the chunks of one index, so after the first chunk one hash per chunk is the rule.
+ */
+let verifyFirst: Digest = CASYNC_DIGEST;
+
+/**
+ * Does `plain` hash to `id` under either digest? casync does the same when a store has no fixed
+ * digest. Accepting either costs nothing in safety: passing off other bytes under `id` would need
+ * a second preimage of SHA-256 or of SHA-512/256. Returns the mismatching digest of the first try
+ * when neither matches.
+ */
+function verifyId(plain: Uint8Array, id: Uint8Array): Buffer | undefined {
+  const first = chunkId(plain, verifyFirst);
+  if (first.equals(id)) return undefined;
+  const other: Digest = verifyFirst === 'sha256' ? 'sha512-256' : 'sha256';
+  if (!chunkId(plain, other).equals(id)) return first;
+  verifyFirst = other;
+  return undefined;
 }
 
 /** Lower-case hex form of a 32-byte ID, the only form casync accepts in paths. */
@@ -37,8 +65,8 @@ export interface EncodedChunk {
 }
 
 /** Hash and compress plain bytes into the stored form. */
-export function encodeChunk(plain: Uint8Array): EncodedChunk {
-  return { id: chunkId(plain), stored: compressChunk(plain) };
+export function encodeChunk(plain: Uint8Array, digest: Digest = CASYNC_DIGEST): EncodedChunk {
+  return { id: chunkId(plain, digest), stored: compressChunk(plain) };
 }
 
 /**
@@ -46,8 +74,9 @@ export function encodeChunk(plain: Uint8Array): EncodedChunk {
  * a per-thread buffer, valid until the next decode on this thread; with `into: 'owned'` its
  * ArrayBuffer belongs to it alone (a worker transfers it without a copy); with a Buffer of at
  * least bound + 1 bytes it is a view at the start of that Buffer. `size` (when the index gives it)
- * must match exactly and bounds decompression; otherwise output is bounded by `maxSize`.
- * Throws ChunkCorruptError naming the chunk and `location`.
+ * must match exactly and bounds decompression; otherwise output is bounded by `maxSize`. The
+ * bytes must hash to `id` under SHA-512/256 or SHA-256 (see verifyId). Throws ChunkCorruptError
+ * naming the chunk and `location`.
  */
 export function decodeChunk(
   id: Uint8Array,
@@ -69,10 +98,8 @@ export function decodeChunk(
   if (opts.size !== undefined && plain.length !== opts.size) {
     throw new ChunkCorruptError(idToHex(id), location, `decoded to ${plain.length} bytes, the index says ${opts.size}`);
   }
-  const actual = chunkId(plain);
-  if (!actual.equals(id)) {
-    throw new ChunkCorruptError(idToHex(id), location, `content hashes to ${idToHex(actual)}`);
-  }
+  const actual = verifyId(plain, id);
+  if (actual) throw new ChunkCorruptError(idToHex(id), location, `content hashes to ${idToHex(actual)}`);
   return plain;
 }
 

@@ -8,6 +8,24 @@ describe('chunk identity', () => {
     expect(idToHex(chunkId(Buffer.from('hello\n')))).toBe('7f3f0c0d5219f51459578305ed2bbc198588758da85d08024c79c1195d1cd611');
   });
 
+  it('is SHA-256 with digest sha256 (casync --digest=sha256)', () => {
+    expect(idToHex(chunkId(Buffer.from('hello\n'), 'sha256'))).toBe('5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03');
+  });
+
+  it('verifies IDs of either digest, in any order, and still refuses bytes matching neither', () => {
+    const a = Buffer.from('chunk a '.repeat(500));
+    const b = Buffer.from('chunk b '.repeat(500));
+    for (const digest of ['sha256', 'sha512-256', 'sha256', 'sha256', 'sha512-256'] as const) {
+      for (const plain of [a, b]) {
+        const { id, stored } = encodeChunk(plain, digest);
+        expect(decodeChunk(id, stored, 'here').equals(plain)).toBe(true);
+        // A chunk stored under one name must not pass as another one's.
+        const other = encodeChunk(plain === a ? b : a, digest);
+        expect(() => decodeChunk(id, other.stored, 'here')).toThrow(ChunkCorruptError);
+      }
+    }
+  });
+
   it('parses only lower-case 64-hex IDs', () => {
     const hex = '7f3f0c0d5219f51459578305ed2bbc198588758da85d08024c79c1195d1cd611';
     expect(isHexId(hex)).toBe(true);

@@ -1,6 +1,7 @@
 /** Flag helpers shared by commands: env fallbacks (flags > BOOTFS_* env > defaults) and parsers. */
 import { Option } from 'commander';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, formatChunkSizes, parseChunkSizes } from '../chunker/params.js';
+import { type Digest, DIGESTS } from '../chunk.js';
 import { UsageError } from '../errors.js';
 import type { OpenStoreOptions } from '../store/location.js';
 
@@ -39,6 +40,20 @@ export function chunkSizeOption(): Option {
     .default(DEFAULT_CHUNK_SIZES, formatChunkSizes(DEFAULT_CHUNK_SIZES))
     .env('BOOTFS_CHUNK_SIZE')
     .argParser((v: string): ChunkSizes => parseChunkSizes(v));
+}
+
+/**
+ * `--chunk-digest`: the digest chunk IDs use (casync's `--digest`). `why` says why `fallback` is
+ * this command's default.
+ */
+export function chunkDigestOption(fallback: Digest, why: string): Option {
+  return new Option(
+    '--chunk-digest <name>',
+    `digest of chunk IDs, recorded in the index (casync --digest). ${why}. Chunks dedup only between indexes of one digest`,
+  )
+    .choices(DIGESTS)
+    .default(fallback)
+    .env('BOOTFS_CHUNK_DIGEST');
 }
 
 export { parseDuration } from '../util/duration.js';

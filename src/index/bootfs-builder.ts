@@ -5,14 +5,14 @@
  * insertion order reaches the bytes. The builder refuses (RangeError, a programming error) anything
  * the reader would refuse, so we never write an index we cannot read back.
  */
-import { CHUNK_ID_BYTES } from '../chunk.js';
+import { CASYNC_DIGEST, CHUNK_ID_BYTES, type Digest } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
 import { writeFileAtomic } from '../util/files.js';
 import { displayName, type ByteString, type FsNode, type ImageConfig } from '../tree/types.js';
 import { compareByteStrings, sortedNames, walkSorted, type WalkItem } from '../tree/walk.js';
 import {
   BOOTFS_INDEX_MAGIC, BOOTFS_INDEX_MAJOR, BOOTFS_INDEX_MINOR, CHECKSUM_SIZE, CHUNK_ITEM_SIZE,
-  CHUNKER_FASTCDC_RONOMON, CONFIG_MAX, DIGEST_SHA512_256, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT,
+  CHUNKER_FASTCDC_RONOMON, CONFIG_MAX, DIGEST_ID, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT,
   INODE, INODE_SIZE, NAME_MAX, PERM_MASK, SECTION_ORDER, SYMLINK_MAX, XATTR, XATTR_NAME_MAX, XATTR_SIZE,
   XATTR_VALUE_MAX, alignUp, indexChecksum, type SectionName,
 } from './bootfs-index.js';
@@ -22,6 +22,8 @@ import type { ChunkTable } from './chunk-table.js';
 export interface IndexBuildInput {
   root: FsNode;
   sizes: ChunkSizes;
+  /** The chunk IDs' digest (default SHA-512/256). */
+  digest?: Digest;
   table: ChunkTable;
   config: ImageConfig;
 }
@@ -135,6 +137,7 @@ function writeU64(buf: Buffer, value: number, off: number): void {
 /** What prepareBootfsIndex computed from the tree (opaque to callers). */
 export interface PreparedIndex {
   sizes: ChunkSizes;
+  digest: Digest;
   dataSize: number;
   names: StringTable;
   strings: StringTable;
@@ -278,12 +281,12 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
     buf.writeUInt32LE(xattrRefs[4 * x + 2]!, r + XATTR.valueOff);
     buf.writeUInt32LE(xattrRefs[4 * x + 3]!, r + XATTR.valueLen);
   }
-  return { sizes, dataSize, names, strings, configBytes, counts, records: buf };
+  return { sizes, digest: input.digest ?? CASYNC_DIGEST, dataSize, names, strings, configBytes, counts, records: buf };
 }
 
 /** The index of a prepared tree with its chunk table. */
 export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): Buffer {
-  const { sizes, dataSize, names, strings, configBytes } = prepared;
+  const { sizes, digest, dataSize, names, strings, configBytes } = prepared;
   const tableWhy = tableProblem(sizes, table, dataSize);
   if (tableWhy !== undefined) throw new Fail(tableWhy);
   const counts = { ...prepared.counts, chunks: table.count };
@@ -313,7 +316,7 @@ export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): B
   buf.writeUInt32LE(sizes.min, HEADER.chunkMin);
   buf.writeUInt32LE(sizes.avg, HEADER.chunkAvg);
   buf.writeUInt32LE(sizes.max, HEADER.chunkMax);
-  buf.writeUInt32LE(DIGEST_SHA512_256, HEADER.digest);
+  buf.writeUInt32LE(DIGEST_ID[digest], HEADER.digest);
   buf.writeUInt32LE(counts.inodes, HEADER.inodeCount);
   buf.writeUInt32LE(counts.entries, HEADER.entryCount);
   buf.writeUInt32LE(counts.xattrs, HEADER.xattrCount);

@@ -19,6 +19,7 @@
  * are built at load, and a 100k-entry index is one Buffer plus the chunk table.
  */
 import { createHash } from 'node:crypto';
+import type { Digest } from '../chunk.js';
 import { CAIBX_ITEM_SIZE } from './caibx.js';
 import type { NodeKind } from '../tree/types.js';
 
@@ -31,8 +32,14 @@ export const BOOTFS_INDEX_MINOR = 0;
 
 /** Chunker algorithm id: FastCDC, the "ronomon" variant (fastcdc-wasm). */
 export const CHUNKER_FASTCDC_RONOMON = 1;
-/** Digest algorithm id: SHA-512/256 (chunk IDs and the file checksum). */
+/** Digest algorithm ids of the chunk IDs (the file checksum is SHA-512/256 under either). */
 export const DIGEST_SHA512_256 = 1;
+export const DIGEST_SHA256 = 2;
+/** Header digest id by chunk digest, and back. */
+export const DIGEST_ID: Readonly<Record<Digest, number>> = { 'sha512-256': DIGEST_SHA512_256, sha256: DIGEST_SHA256 };
+export function digestById(id: number): Digest | undefined {
+  return id === DIGEST_SHA512_256 ? 'sha512-256' : id === DIGEST_SHA256 ? 'sha256' : undefined;
+}
 
 /**
  * Header layout (208 bytes in 1.0):
@@ -45,7 +52,7 @@ export const DIGEST_SHA512_256 = 1;
  *   16   4     required-feature flags     0 (a reader refuses any bit it does not know)
  *   20   4     chunker algorithm id       1 = FastCDC ronomon
  *   24   4×3   chunk size min / avg / max bytes, 1 ≤ min ≤ avg ≤ max ≤ 128 MiB
- *   36   4     digest algorithm id        1 = SHA-512/256
+ *   36   4     digest algorithm id        of chunk IDs: 1 = SHA-512/256, 2 = SHA-256
  *   40   4     inode count                ≥ 1 (the root)
  *   44   4     entry count                number of names (the root has none)
  *   48   4     xattr count

@@ -8,15 +8,15 @@
  * Records are read as little-endian u32 words through one Uint32Array over the file (every record
  * field is 4-byte aligned because sections are 8-aligned and record sizes are multiples of 4).
  */
-import { CHUNK_ID_BYTES } from '../chunk.js';
+import { CHUNK_ID_BYTES, type Digest } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
 import { IndexFormatError } from '../errors.js';
 import { readNamedFile } from '../util/files.js';
 import type { ByteString, FsNode, ImageConfig, NodeKind } from '../tree/types.js';
-import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from './caibx.js';
+import { type BlobIndex, caibxFlags } from './caibx.js';
 import {
   BOOTFS_INDEX_MAGIC, BOOTFS_INDEX_MAJOR, BOOTFS_INDEX_MINOR, CHECKSUM_SIZE, CHUNK_ITEM_SIZE, CHUNKER_FASTCDC_RONOMON,
-  CONFIG_MAX, DIGEST_SHA512_256, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT, INODE, INODE_SIZE, KIND_BY_TYPE,
+  CONFIG_MAX, digestById, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT, INODE, INODE_SIZE, KIND_BY_TYPE,
   MAX_HEADER_SIZE, NAME_MAX, PERM_MASK, SECTION_ALIGN, SECTION_ORDER, SYMLINK_MAX, XATTR, XATTR_NAME_MAX,
   XATTR_SIZE, XATTR_VALUE_MAX, alignUp, indexChecksum, type SectionName,
 } from './bootfs-index.js';
@@ -112,6 +112,8 @@ function compareToKey(bytes: Uint8Array, b: number, len: number, key: ByteString
  */
 export class BootfsIndex {
   readonly sizes: ChunkSizes;
+  /** The chunk IDs' digest. */
+  readonly digest: Digest;
   readonly table: ChunkTable;
   readonly config: ImageConfig;
   readonly version: { readonly major: number; readonly minor: number };
@@ -136,6 +138,7 @@ export class BootfsIndex {
     this.bytes = c.bytes;
     this.w = c.w;
     this.sizes = c.sizes;
+    this.digest = c.digest;
     this.table = table;
     this.config = config;
     this.version = Object.freeze({ major: c.major, minor: c.minor });
@@ -400,7 +403,7 @@ export class BootfsIndex {
 
   /** The chunk table as a casync blob index (what `bootfs export-caibx` writes with encodeCaibx). */
   toBlobIndex(): BlobIndex {
-    return { flags: CAIBX_DEFAULT_FLAGS, sizes: this.sizes, table: this.table };
+    return { flags: caibxFlags(this.digest), sizes: this.sizes, table: this.table };
   }
 }
 
@@ -447,6 +450,7 @@ class Checker {
   dataSize = 0;
   dirCount = 0;
   sizes: ChunkSizes = { min: 0, avg: 0, max: 0 };
+  digest: Digest = 'sha512-256';
   inodeW = 0;
   entryW = 0;
   xattrW = 0;
@@ -517,8 +521,10 @@ class Checker {
     if (flags !== 0) this.bad(`required-feature flags 0x${flags.toString(16)} are unknown to this bootfs (use a newer release)`);
     const chunker = u32(HEADER.chunker);
     if (chunker !== CHUNKER_FASTCDC_RONOMON) this.bad(`unknown chunker algorithm id ${chunker} (this bootfs knows 1 = FastCDC ronomon)`);
-    const digest = u32(HEADER.digest);
-    if (digest !== DIGEST_SHA512_256) this.bad(`unknown digest algorithm id ${digest} (this bootfs knows 1 = SHA-512/256)`);
+    const digestId = u32(HEADER.digest);
+    const digest = digestById(digestId);
+    if (!digest) this.bad(`unknown digest algorithm id ${digestId} (this bootfs knows 1 = SHA-512/256, 2 = SHA-256)`);
+    this.digest = digest;
     const [min, avg, max] = [u32(HEADER.chunkMin), u32(HEADER.chunkAvg), u32(HEADER.chunkMax)];
     if (!(min >= 1 && min <= avg && avg <= max && max <= MAX_CHUNK_SIZE_CEILING)) {
       this.bad(`chunk sizes ${min}:${avg}:${max} must satisfy 1 <= min <= avg <= max <= 128 MiB`);

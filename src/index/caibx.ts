@@ -16,7 +16,7 @@
  * The input of the decoder is hostile: every field is checked, work is O(n), and the only error it
  * throws is IndexFormatError.
  */
-import { CHUNK_ID_BYTES } from '../chunk.js';
+import { CHUNK_ID_BYTES, type Digest } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
 import { IndexFormatError } from '../errors.js';
 import { readNamedFile, writeFileAtomic } from '../util/files.js';
@@ -38,6 +38,16 @@ export const CA_FORMAT_EXCLUDE_SUBMOUNTS = 0x4000000000000000n;
 export const CA_FORMAT_EXCLUDE_FILE = 0x1000000000000000n;
 /** Flags casync writes on a .caibx: SHA512_256|EXCLUDE_NODUMP|EXCLUDE_FILE. */
 export const CAIBX_DEFAULT_FLAGS = CA_FORMAT_SHA512_256 | CA_FORMAT_EXCLUDE_NODUMP | CA_FORMAT_EXCLUDE_FILE; // 0xb000…
+
+/** The flags casync writes on a .caibx whose IDs use `digest` (0xb000… or, for SHA-256, 0x9000…). */
+export function caibxFlags(digest: Digest): bigint {
+  return digest === 'sha256' ? CAIBX_DEFAULT_FLAGS & ~CA_FORMAT_SHA512_256 : CAIBX_DEFAULT_FLAGS;
+}
+
+/** The chunk digest an index's feature flags name. */
+export function digestOfFlags(flags: bigint): Digest {
+  return (flags & CA_FORMAT_SHA512_256) !== 0n ? 'sha512-256' : 'sha256';
+}
 /**
  * Every feature bit casync knows (`CA_FORMAT_FEATURE_FLAGS_MAX`): the WITH_* bits 0x1…0x100000000
  * plus the EXCLUDE_* and digest bits. casync refuses an index with any other bit set.
@@ -103,7 +113,6 @@ function flagsProblem(flags: bigint): string | undefined {
   for (const [bad, why] of rules) {
     if (bad) return `feature flags ${hex64(flags)} are not normalized (${why}); casync refuses such an index`;
   }
-  if (!has(CA_FORMAT_SHA512_256)) return 'uses SHA-256 chunk IDs; bootfs supports SHA-512/256 only';
   return undefined;
 }
 

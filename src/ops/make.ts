@@ -9,8 +9,8 @@
  */
 import { chunkBatches, type FillSource, WindowPool } from '../chunker/index.js';
 import { type ChunkSizes, DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/params.js';
-import { CHUNK_ID_BYTES } from '../chunk.js';
-import { CAIBX_DEFAULT_FLAGS, type BlobIndex } from '../index/caibx.js';
+import { CASYNC_DIGEST, CHUNK_ID_BYTES, type Digest } from '../chunk.js';
+import { type BlobIndex, caibxFlags } from '../index/caibx.js';
 import { ChunkTable } from '../index/chunk-table.js';
 import { type BatchResult, ChunkPool } from '../pool/chunk-pool.js';
 import { LocalStore } from '../store/local.js';
@@ -27,6 +27,8 @@ export interface MakeOptions {
   /** Where chunks go; without a store only the index is computed. */
   store?: WriteStore;
   sizes?: ChunkSizes;
+  /** The chunk IDs' digest (default SHA-512/256, as casync); the index's flags record it. */
+  digest?: Digest;
   /** A shared pool; by default one is created for the call and closed after. */
   pool?: ChunkPool;
   /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker. */
@@ -56,6 +58,7 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   const sizes = validateChunkSizes(opts.sizes ?? DEFAULT_CHUNK_SIZES);
   const pool = opts.pool ?? new ChunkPool();
   const store = opts.store;
+  const digest = opts.digest ?? CASYNC_DIGEST;
   const ends: number[] = [];
   const idParts: Buffer[] = [];
   const progress: MakeProgress = { bytes: 0, chunks: 0, newChunks: 0 };
@@ -72,9 +75,9 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
       opts.signal?.throwIfAborted();
       const sizesOf = batchEnds.map((e, i) => e - (i === 0 ? 0 : batchEnds[i - 1]!));
       let r: BatchResult;
-      if (!store) r = await pool.batch(data, batchEnds, 'hash');
-      else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', store.root);
-      else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode'));
+      if (!store) r = await pool.batch(data, batchEnds, 'hash', digest);
+      else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', digest, store.root);
+      else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode', digest));
       windows.give(r.window);
       return { sizes: sizesOf, ...r };
     });
@@ -103,7 +106,7 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   }
   const table = new ChunkTable(Float64Array.from(ends), Buffer.concat(idParts, ends.length * CHUNK_ID_BYTES));
   return {
-    index: { flags: CAIBX_DEFAULT_FLAGS, sizes, table },
+    index: { flags: caibxFlags(digest), sizes, table },
     bytes: progress.bytes,
     chunks: progress.chunks,
     newChunks: progress.newChunks,

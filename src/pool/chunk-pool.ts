@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { EncodedChunk } from '../chunk.js';
+import type { Digest, EncodedChunk } from '../chunk.js';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import type { BatchMode, Job, Reply } from './protocol.js';
 
@@ -84,20 +84,21 @@ export class ChunkPool {
   }
 
   /** Hash and compress plain bytes. */
-  async encode(plain: Uint8Array): Promise<EncodedChunk> {
+  async encode(plain: Uint8Array, digest: Digest = 'sha512-256'): Promise<EncodedChunk> {
     const copy = transferable(plain);
-    const reply = await this.submit({ seq: 0, op: 'encode', plain: copy }, [copy]);
+    const reply = await this.submit({ seq: 0, op: 'encode', plain: copy, digest }, [copy]);
     return { id: Buffer.from(reply.id!), stored: view(reply.stored!) };
   }
 
   /**
    * Process a batch of consecutive chunks (see ChunkBatch) in one worker: hash each, and per
    * `mode` also compress ('encode', returning the stored bytes) or write the missing ones into the
-   * local store at `root` ('store-local'). `data`'s ArrayBuffer is transferred: the caller gives
-   * it up (chunkBatches hands out buffers nothing else references).
+   * local store at `root` ('store-local'). IDs are `digest`s of the plain bytes. `data`'s
+   * ArrayBuffer is transferred: the caller gives it up (chunkBatches hands out buffers nothing
+   * else references).
    */
-  async batch(data: Uint8Array, ends: number[], mode: BatchMode, root?: string): Promise<BatchResult> {
-    const job: Job = { seq: 0, op: 'batch', data, ends, mode };
+  async batch(data: Uint8Array, ends: number[], mode: BatchMode, digest: Digest, root?: string): Promise<BatchResult> {
+    const job: Job = { seq: 0, op: 'batch', data, ends, mode, digest };
     if (root !== undefined) job.root = root;
     const reply = await this.submit(job, [data]);
     const result: BatchResult = { ids: view(reply.ids!), storedSizes: reply.storedSizes ?? [] };
@@ -120,9 +121,9 @@ export class ChunkPool {
   }
 
   /** Hash only (an index without a store). */
-  async hash(plain: Uint8Array): Promise<Buffer> {
+  async hash(plain: Uint8Array, digest: Digest = 'sha512-256'): Promise<Buffer> {
     const buf = transferable(plain);
-    const reply = await this.submit({ seq: 0, op: 'hash', plain: buf }, [buf]);
+    const reply = await this.submit({ seq: 0, op: 'hash', plain: buf, digest }, [buf]);
     return Buffer.from(reply.id!);
   }
 

@@ -1,13 +1,14 @@
 /** Messages between the chunk pool and its worker threads. */
+import type { Digest } from '../chunk.js';
 
 export type Job =
-  | { seq: number; op: 'encode'; plain: Uint8Array }
-  | { seq: number; op: 'hash'; plain: Uint8Array }
+  | { seq: number; op: 'encode'; plain: Uint8Array; digest: Digest }
+  | { seq: number; op: 'hash'; plain: Uint8Array; digest: Digest }
   /**
    * A batch of consecutive chunks (`ends` are exclusive end offsets in `data`): hash each; with
    * `mode` 'encode' also return the stored bytes; with 'store-local' write missing ones to `root`.
    */
-  | { seq: number; op: 'batch'; data: Uint8Array; ends: number[]; mode: BatchMode; root?: string }
+  | { seq: number; op: 'batch'; data: Uint8Array; ends: number[]; mode: BatchMode; digest: Digest; root?: string }
   /**
    * Read chunks `ids` (32 bytes each) from the local store at `root`, decode and verify each
    * against its ID and `sizes[i]`; then either write them at `outOffset` into the file `outPath`

@@ -27,7 +27,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   try {
     switch (job.op) {
       case 'encode': {
-        const { id, stored } = encodeChunk(job.plain);
+        const { id, stored } = encodeChunk(job.plain, job.digest);
         const s = own(stored);
         return { reply: { seq: job.seq, ok: true, id: own(id), stored: s }, transfer: [s.buffer as ArrayBuffer] };
       }
@@ -41,7 +41,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         for (let i = 0; i < n; i++) {
           const end = job.ends[i]!;
           const plain = job.data.subarray(start, end);
-          const id = chunkId(plain);
+          const id = chunkId(plain, job.digest);
           ids.set(id, i * CHUNK_ID_BYTES);
           if (store) storedSizes.push(store.storeChunkSync(id, () => compressToScratch(plain)));
           else if (job.mode === 'encode') {
@@ -81,7 +81,7 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         return { reply: { seq: job.seq, ok: true }, transfer: [] };
       }
       case 'hash':
-        return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain)) }, transfer: [] };
+        return { reply: { seq: job.seq, ok: true, id: own(chunkId(job.plain, job.digest)) }, transfer: [] };
       case 'cache-read': {
         const entry = readEntry(job.file, job.size ?? job.maxSize ?? DEFAULT_MAX_DECODED_SIZE);
         if (entry === undefined) return { reply: { seq: job.seq, ok: true }, transfer: [] };

@@ -1,5 +1,5 @@
 /** The CLI as users run it: make/extract round trips, JSON output, exit codes and bad input. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -80,6 +80,30 @@ describe('bootfs make / extract', () => {
     expect(hdr.readBigUInt64LE(24)).toBe(4096n);
     expect(hdr.readBigUInt64LE(32)).toBe(16384n);
     expect(hdr.readBigUInt64LE(40)).toBe(65536n);
+  });
+
+  it('--chunk-digest sha256: casync\'s SHA-256 flags, SHA-256 IDs, and extract verifies them', async () => {
+    const s = path.join(dir, 'store256');
+    const idx = path.join(dir, 'sha256.caibx');
+    const m = await bootfs(['make', '-s', s, idx, input, '--chunk-digest', 'sha256', '--digest', '--json']);
+    expect(m.code, m.stderr).toBe(0);
+    const j = JSON.parse(m.stdout);
+    expect(j.chunkDigest).toBe('sha256');
+    // The whole-input digest stays SHA-512/256, as `casync digest` prints it for any index.
+    expect(j.digest).toBe(createHash('sha512-256').update(await readFile(input)).digest('hex'));
+    const bytes = await readFile(idx);
+    expect(bytes.readBigUInt64LE(16)).toBe(0x9000000000000000n);
+    const names = (await readdir(s)).length;
+    expect(names).toBeGreaterThan(0);
+    // Other names than the SHA-512/256 store's for the same chunks.
+    for (const shard of await readdir(s)) for (const f of await readdir(path.join(s, shard))) expect(chunkIds).not.toContain(f.replace('.cacnk', ''));
+    const out = path.join(dir, 'sha256.out');
+    const x = await bootfs(['extract', '-s', s, idx, out]);
+    expect(x.code, x.stderr).toBe(0);
+    expect(await fileSha(out)).toBe(await fileSha(input));
+    const bad = await bootfs(['make', idx, input, '--chunk-digest', 'md5']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/sha512-256, sha256/);
   });
 
   it('refuses invalid chunk sizes with exit 1 and says why', async () => {
@@ -193,12 +217,12 @@ describe('bad input leaves no partial output and an unchanged store', () => {
     await extractFails(store, p, 3, /max/);
   });
 
-  it('a .caibx with the SHA-256 digest flag: exit 3', async () => {
-    const p = await garble('sha256.caibx', (b) => {
-      b.writeBigUInt64LE(0x9000000000000000n, 16);
+  it('a .caibx with unknown feature flags: exit 3', async () => {
+    const p = await garble('flags.caibx', (b) => {
+      b.writeBigUInt64LE(0xb000000000000000n | (1n << 40n), 16);
       return b;
     });
-    await extractFails(store, p, 3, /SHA-256/);
+    await extractFails(store, p, 3, /unknown feature flag bits/);
   });
 
   it('an unwritable output: exit 1, nothing written', async () => {

@@ -321,6 +321,18 @@ describe('determinism', () => {
     expect(encodeBootfsIndex({ root: idx.toTree(), sizes: idx.sizes, table: idx.table, config: idx.config }).equals(a)).toBe(true);
   });
 
+  it('records the chunk digest: id 1 SHA-512/256 (the default), id 2 SHA-256, each with its caibx flags', () => {
+    const plain = BootfsIndex.decode(encodeBootfsIndex(inputFor(hardTree())), 'a');
+    expect(plain.digest).toBe('sha512-256');
+    expect(plain.toBlobIndex().flags).toBe(0xb000000000000000n);
+    const bytes = encodeBootfsIndex({ ...inputFor(hardTree()), digest: 'sha256' });
+    expect(bytes.readUInt32LE(HEADER.digest)).toBe(2);
+    const idx = BootfsIndex.decode(bytes, 'b');
+    expect(idx.digest).toBe('sha256');
+    expect(idx.toBlobIndex().flags).toBe(0x9000000000000000n);
+    expect(encodeBootfsIndex({ root: idx.toTree(), sizes: idx.sizes, digest: idx.digest, table: idx.table, config: idx.config }).equals(bytes)).toBe(true);
+  });
+
   it('canonicalJson sorts keys at every level and drops undefined', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: undefined } })).toBe('{"a":{"d":[1,{"x":1,"y":2}]},"b":1}');
   });
@@ -474,7 +486,7 @@ describe('decoder refuses invalid indexes with a clear IndexFormatError', () => 
   const cases: [string, (b: Buffer) => Buffer | void, RegExp | string][] = [
     ['unknown required features', (b) => void b.writeUInt32LE(4, HEADER.flags), 'required-feature flags 0x4 are unknown to this bootfs (use a newer release)'],
     ['another chunker', (b) => void b.writeUInt32LE(2, HEADER.chunker), /unknown chunker algorithm id 2/],
-    ['another digest', (b) => void b.writeUInt32LE(9, HEADER.digest), /unknown digest algorithm id 9/],
+    ['another digest', (b) => void b.writeUInt32LE(3, HEADER.digest), 'unknown digest algorithm id 3 (this bootfs knows 1 = SHA-512/256, 2 = SHA-256)'],
     ['min > avg', (b) => void b.writeUInt32LE(70000, HEADER.chunkMin), /chunk sizes 70000:65536:262144/],
     ['a section out of place', (b) => void b.writeBigUInt64LE(552n, HEADER.sections + 16), /entries section starts at 552, expected 544/],
     ['a count that disagrees with its section', (b) => void b.writeUInt32LE(7, HEADER.entryCount), /entries section is 72 bytes, expected 7 × 12/],

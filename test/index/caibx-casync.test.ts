@@ -11,7 +11,7 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkId } from '../../src/chunk.js';
-import { decodeCaibx, encodeCaibx, writeCaibxFile } from '../../src/index/caibx.js';
+import { decodeCaibx, digestOfFlags, encodeCaibx, writeCaibxFile } from '../../src/index/caibx.js';
 
 const run = promisify(execFile);
 
@@ -87,14 +87,21 @@ describe.skipIf(casync === undefined)('casync interop', () => {
     expect((await readFile(out)).equals(data)).toBe(true);
   });
 
-  it('reports a casync --digest=sha256 index as SHA-256', async () => {
+  it('reads a casync --digest=sha256 index: flags 0x9000…, IDs are SHA-256 of the chunks', async () => {
+    const data = randomBytes(300_000);
     const input = join(dir, 'h256.bin');
     const index = join(dir, 'h256.caibx');
-    await writeFile(input, 'hello\n');
+    await writeFile(input, data);
     await run(casync!, ['make', `--store=${join(dir, 'store256')}`, '--digest=sha256', index, input]);
     const bytes = await readFile(index);
-    expect(() => decodeCaibx(bytes, index)).toThrow(
-      `index ${index} is invalid: uses SHA-256 chunk IDs; bootfs supports SHA-512/256 only`,
-    );
+    const idx = decodeCaibx(bytes, index);
+    expect(idx.flags).toBe(0x9000000000000000n);
+    expect(digestOfFlags(idx.flags)).toBe('sha256');
+    expect(encodeCaibx(idx).equals(bytes)).toBe(true);
+    for (let i = 0; i < idx.table.count; i++) {
+      const chunk = data.subarray(idx.table.start(i), idx.table.end(i));
+      expect(chunkId(chunk, 'sha256').equals(idx.table.id(i))).toBe(true);
+      expect(chunkId(chunk, 'sha512-256').equals(idx.table.id(i))).toBe(false);
+    }
   });
 });

@@ -12,7 +12,9 @@ import {
   CA_FORMAT_TABLE,
   CA_FORMAT_TABLE_TAIL_MARKER,
   CAIBX_DEFAULT_FLAGS,
+  caibxFlags,
   decodeCaibx,
+  digestOfFlags,
   encodeCaibx,
   readCaibxFile,
   writeCaibxFile,
@@ -176,10 +178,12 @@ describe('reader checks', () => {
     expect(reasonOf(setU64(three(), 16, CA_FORMAT_SHA512_256 | 0x20000000n))).toMatch(/ACL without a uid/);
   });
 
-  it('rejects SHA-256 indexes', () => {
-    expect(reasonOf(setU64(three(), 16, 0x9000000000000000n))).toBe(
-      'uses SHA-256 chunk IDs; bootfs supports SHA-512/256 only',
-    );
+  it('reads the digest from the SHA512_256 flag: set is SHA-512/256, clear is SHA-256', () => {
+    const sha256 = setU64(three(), 16, 0x9000000000000000n);
+    expect(digestOfFlags(decodeCaibx(sha256, 'x').flags)).toBe('sha256');
+    expect(digestOfFlags(decodeCaibx(three(), 'x').flags)).toBe('sha512-256');
+    expect(caibxFlags('sha256')).toBe(0x9000000000000000n);
+    expect(caibxFlags('sha512-256')).toBe(CAIBX_DEFAULT_FLAGS);
   });
 
   it('rejects chunk sizes outside 1…128 MiB, without truncating huge values', () => {
@@ -267,7 +271,7 @@ describe('reader checks', () => {
 
 describe('encodeCaibx refuses what decodeCaibx would refuse', () => {
   it('throws RangeError for bad flags, sizes or tables', () => {
-    expect(() => encodeCaibx({ ...indexOf([1]), flags: 0x9000000000000000n })).toThrow(/SHA-256/);
+    expect(() => encodeCaibx({ ...indexOf([1]), flags: 0x9000000000000000n | 0x30n })).toThrow(/not normalized/);
     expect(() => encodeCaibx({ ...indexOf([1]), flags: 1n << 64n })).toThrow(RangeError);
     expect(() => encodeCaibx({ ...indexOf([1]), flags: -1n })).toThrow(/do not fit in an unsigned 64-bit field/);
     expect(() => encodeCaibx(indexOf([1], { min: 5, avg: 4, max: 6 }))).toThrow(/min <= avg <= max/);

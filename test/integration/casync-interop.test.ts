@@ -41,10 +41,10 @@ describeWithTools(['casync', 'sha256sum'], 'casync interoperability', () => {
   });
 
   /** bootfs make → casync extract must give back the input. */
-  async function bootfsToCasync(name: string, file: string): Promise<{ chunks: number; maxChunk: number }> {
+  async function bootfsToCasync(name: string, file: string, digest?: 'sha256'): Promise<{ chunks: number; maxChunk: number }> {
     const store = path.join(dir, `${name}.store`);
     const index = path.join(dir, `${name}.caibx`);
-    const made = await bootfs(['make', '--store', store, index, file, '--json', '--digest']);
+    const made = await bootfs(['make', '--store', store, index, file, '--json', '--digest', ...(digest ? ['--chunk-digest', digest] : [])]);
     expect(made.code, made.stderr).toBe(0);
     const out = path.join(dir, `${name}.casync-out`);
     const x = await run('casync', ['extract', `--store=${store}`, index, out], { timeoutMs: 600_000 });
@@ -59,10 +59,10 @@ describeWithTools(['casync', 'sha256sum'], 'casync interoperability', () => {
   }
 
   /** casync make → bootfs extract must give back the input. */
-  async function casyncToBootfs(name: string, file: string): Promise<void> {
+  async function casyncToBootfs(name: string, file: string, digest?: 'sha256'): Promise<void> {
     const store = path.join(dir, `${name}.cstore`);
     const index = path.join(dir, `${name}.c.caibx`);
-    const m = await run('casync', ['make', `--store=${store}`, index, file], { timeoutMs: 600_000 });
+    const m = await run('casync', ['make', `--store=${store}`, ...(digest ? [`--digest=${digest}`] : []), index, file], { timeoutMs: 600_000 });
     expect(m.code, m.stderr.toString()).toBe(0);
     const out = path.join(dir, `${name}.bootfs-out`);
     const x = await bootfs(['extract', '--store', store, index, out]);
@@ -103,6 +103,17 @@ describeWithTools(['casync', 'sha256sum'], 'casync interoperability', () => {
     await rm(f);
   }, 900_000);
 
+  it('SHA-256 chunk IDs (bootfs --chunk-digest sha256, casync --digest=sha256), both ways', async () => {
+    const f = path.join(dir, 'random-sha256');
+    await writeRandom(f, 20_000_000);
+    const r = await bootfsToCasync('sha256', f, 'sha256');
+    expect(r.chunks).toBeGreaterThan(100);
+    const idx = decodeCaibx(await readFile(path.join(dir, 'sha256.caibx')), 'sha256.caibx');
+    expect(idx.flags).toBe(0x9000000000000000n); // what casync writes with --digest=sha256
+    await casyncToBootfs('sha256', f, 'sha256');
+    await rm(f);
+  }, 300_000);
+
   it('the concatenated files of a Debian rootfs', async () => {
     const { stream } = debianRootfs();
     expect((await stat(stream)).size).toBeGreaterThan(50_000_000);
@@ -120,7 +131,12 @@ describeWithTools(['casync', 'sha256sum'], 'casync interoperability', () => {
     await writeFile(b, createHash('sha512').update('b').digest().toString('hex').repeat(20_000));
     expect((await bootfs(['make', '-s', store, path.join(dir, 'a.caibx'), a])).code).toBe(0);
     expect((await run('casync', ['make', `--store=${store}`, path.join(dir, 'b.caibx'), b])).code).toBe(0);
-    expect((await bootfs(['store', 'verify', store])).code).toBe(0);
+    // …and chunks named by SHA-256 beside those named by SHA-512/256.
+    expect((await run('casync', ['make', `--store=${store}`, '--digest=sha256', path.join(dir, 'b256.caibx'), b])).code).toBe(0);
+    const v = await bootfs(['store', 'verify', store]);
+    expect(v.code, v.stderr).toBe(0);
+    expect((await bootfs(['extract', '-s', store, path.join(dir, 'b256.caibx'), path.join(dir, 'b256.out')])).code).toBe(0);
+    expect(await sha(path.join(dir, 'b256.out'))).toBe(await sha(b));
     expect((await bootfs(['extract', '-s', store, path.join(dir, 'b.caibx'), path.join(dir, 'b.out')])).code).toBe(0);
     expect(await sha(path.join(dir, 'b.out'))).toBe(await sha(b));
     const x = await run('casync', ['extract', `--store=${store}`, path.join(dir, 'a.caibx'), path.join(dir, 'a.out')]);

@@ -148,11 +148,13 @@ PY
     const summary = JSON.parse(c.stdout);
     expect(summary.layers).toBe(2);
     expect(summary.newChunks).toBeGreaterThan(500);
+    expect(summary.chunkDigest).toBe('sha256');
     const out = path.join(dir, 'unpack-oci');
     const u = await bootfs(['unpack', idx, out, '--store', store]);
     expect(u.code, u.stderr).toBe(0);
     expect(await treeDiff(expected, out)).toBe('');
     const info = JSON.parse((await bootfs(['info', idx, '--json'])).stdout);
+    expect(info.digest).toBe('sha256');
     expect(info.config).toMatchObject({ entrypoint: ['/bin/sh'], cmd: ['-c', 'echo hi'], env: expect.arrayContaining(['APP=demo']), workingDir: '/srv', user: '1000:1000', labels: { 'org.test': 'yes' } });
     // A second conversion: identical index bytes, and nothing new to store.
     const again = path.join(dir, 'oci-again.bootfs');
@@ -180,11 +182,31 @@ PY
     const idx = path.join(dir, 'oci.bootfs');
     const caibx = path.join(dir, 'data.caibx');
     expect((await bootfs(['export-caibx', idx, caibx])).code).toBe(0);
+    expect((await readFile(caibx)).readBigUInt64LE(16)).toBe(0x9000000000000000n); // casync --digest=sha256
     const data = path.join(dir, 'data.bin');
     const x = await run('casync', ['extract', `--store=${store}`, caibx, data], { timeoutMs: 600_000 });
     expect(x.code, x.stderr.toString()).toBe(0);
     const got = createHash('sha256').update(await readFile(data)).digest('hex');
     expect(got).toBe(dataStreamOf(expected));
+  });
+
+  it('--chunk-digest sha512-256 (casync\'s default): its own chunk names, the same tree, casync rebuilds it', async () => {
+    const idx = path.join(dir, 'oci-512.bootfs');
+    const c = await bootfs(['convert', `oci:${dir}/oci:v2`, '--store', store, '-o', idx, '--chunk-digest', 'sha512-256', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    const summary = JSON.parse(c.stdout);
+    expect(summary.newChunks).toBeGreaterThan(500); // no name is shared with the SHA-256 conversion
+    expect(JSON.parse((await bootfs(['info', idx, '--json'])).stdout).digest).toBe('sha512-256');
+    const out = path.join(dir, 'unpack-oci-512');
+    expect((await bootfs(['unpack', idx, out, '--store', store])).code).toBe(0);
+    expect(await treeDiff(expected, out)).toBe('');
+    const caibx = path.join(dir, 'data-512.caibx');
+    expect((await bootfs(['export-caibx', idx, caibx])).code).toBe(0);
+    expect((await readFile(caibx)).readBigUInt64LE(16)).toBe(0xb000000000000000n);
+    const data = path.join(dir, 'data-512.bin');
+    const x = await run('casync', ['extract', `--store=${store}`, caibx, data], { timeoutMs: 600_000 });
+    expect(x.code, x.stderr.toString()).toBe(0);
+    expect(createHash('sha256').update(await readFile(data)).digest('hex')).toBe(dataStreamOf(expected));
   });
 
   it('ls and cat see the merged tree', async () => {

@@ -52,7 +52,7 @@ export function registerInspect(program: Command): void {
         dataBytes: index.dataSize,
         chunks: index.table.count,
         chunker: { algorithm: 'fastcdc-ronomon', ...index.sizes },
-        digest: 'sha512-256',
+        digest: index.digest,
         config: index.config,
       };
       if (flags.json) return printJson(info);
@@ -60,7 +60,7 @@ export function registerInspect(program: Command): void {
       const lines = [
         `${indexPath}: bootfs index v${info.formatVersion}, ${formatBytes(info.indexBytes)}`,
         `  entries ${info.entries} (${Object.entries(info.kinds).map(([k, n]) => `${n} ${k}`).join(', ')})`,
-        `  data    ${formatBytes(info.dataBytes)} in ${info.chunks} chunks (FastCDC ${formatChunkSizes(index.sizes)}, SHA-512/256)`,
+        `  data    ${formatBytes(info.dataBytes)} in ${info.chunks} chunks (FastCDC ${formatChunkSizes(index.sizes)}, ${index.digest === 'sha256' ? 'SHA-256' : 'SHA-512/256'})`,
         c.source ? `  source  ${c.source.reference}${c.source.manifestDigest ? ` ${c.source.manifestDigest}` : ''}${c.source.os ? ` ${c.source.os}/${c.source.architecture}${c.source.variant ? '/' + c.source.variant : ''}` : ''}` : undefined,
         c.entrypoint ? `  entrypoint ${JSON.stringify(c.entrypoint)}` : undefined,
         c.cmd ? `  cmd     ${JSON.stringify(c.cmd)}` : undefined,

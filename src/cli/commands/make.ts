@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { ChunkSizes } from '../../chunker/params.js';
-import { idToHex } from '../../chunk.js';
+import { type Digest, idToHex } from '../../chunk.js';
 import { errnoCode, IoError, NotFoundError } from '../../errors.js';
 import { writeCaibxFile } from '../../index/caibx.js';
 import { makeBlobIndex } from '../../ops/make.js';
@@ -12,13 +12,14 @@ import { openStore } from '../../store/location.js';
 import { sharedPool } from '../../pool/chunk-pool.js';
 import { createHash } from 'node:crypto';
 import { formatBytes, formatRate, printJson, Progress, progressLine } from '../output.js';
-import { chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
+import { chunkDigestOption, chunkSizeOption, insecureHostKeyOption, sshKeyOption, storeAccess, storeOption } from '../options.js';
 
 interface MakeFlags {
   store?: string;
   sshKey?: string;
   insecureSkipHostKeyCheck?: boolean;
   digest?: boolean;
+  chunkDigest: Digest;
   chunkSize: ChunkSizes;
   json?: boolean;
   progress: boolean;
@@ -69,7 +70,8 @@ export function registerMake(program: Command): void {
     .addOption(sshKeyOption())
     .addOption(insecureHostKeyOption())
     .addOption(chunkSizeOption())
-    .option('--digest', 'also print the SHA-512/256 of the whole input (what `casync digest` prints)')
+    .addOption(chunkDigestOption('sha512-256', "Default: casync's and desync's"))
+    .option('--digest', 'also print the SHA-512/256 of the whole input (what `casync digest` prints, whatever the chunk digest)')
     .option('--json', 'print one JSON result on stdout')
     .option('--no-progress', 'no progress line on stderr')
     .addHelpText(
@@ -93,6 +95,7 @@ export function registerMake(program: Command): void {
       }
       const result = await makeBlobIndex(tee(), {
         sizes: flags.chunkSize,
+        digest: flags.chunkDigest,
         pool: sharedPool(),
         ...(store ? { store } : {}),
         onProgress: (p) => progress.update(() => progressLine(p.bytes, input.size, startedMs, `${p.chunks} chunks, ${p.newChunks} new`)),
@@ -103,6 +106,7 @@ export function registerMake(program: Command): void {
       const summary = {
         index: indexPath,
         store: store?.location ?? null,
+        chunkDigest: flags.chunkDigest,
         digest: digest ? idToHex(digest.digest()) : null,
         bytes: result.bytes,
         chunks: result.chunks,
