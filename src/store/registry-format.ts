@@ -65,7 +65,7 @@ export class StoreFormatError extends BootfsError {
 //   8       4     u32 entry count N (≤ MAX_MAP_ENTRIES)
 //   12      4     u32 reserved, 0
 //   16      68·N  entries, strictly ascending by chunk ID (no duplicates):
-//                   32  chunk ID (SHA-512/256 of the plain chunk)
+//                   32  chunk ID (SHA-512/256 or SHA-256 of the plain chunk)
 //                   32  SHA-256 of the stored bytes = the blob digest
 //                    4  u32 stored size in bytes (1 … 16 MiB)
 //

@@ -81,7 +81,7 @@ export class ChunkLookup {
     }
   }
 
-  /** A seeded mix of all 32 bytes of the ID (IDs are SHA-512/256 outputs, but maps are hostile). */
+  /** A seeded mix of all 32 bytes of the ID (IDs are digest outputs, but maps are hostile). */
   private hash(id: Uint8Array): number {
     let h = this.seed;
     for (let o = 0; o < 32; o += 4) {
