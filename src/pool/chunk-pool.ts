@@ -150,6 +150,13 @@ export class ChunkPool {
    * copy (the caller's careful path decides about those).
    */
   async cacheReadMany(files: string[], ids: Uint8Array, sizes: number[], location: string, opts: { touchAfterMs?: number } = {}): Promise<(Buffer | undefined)[]> {
+    if (files.length === 1 && this.slots.every((s) => s.inFlight === 0)) {
+      // A lone chunk while every worker idles (a random read, the first chunk of a small file):
+      // reading it here saves two thread hops, more than the read, decode and hash cost.
+      const { readCacheEntries } = await (cacheBatch ??= import('./cache-batch.js'));
+      const { plain, found } = readCacheEntries(files, ids, sizes, location, opts.touchAfterMs);
+      return [found[0] ? plain : undefined];
+    }
     const idCopy = new Uint8Array(ids);
     const reply = await this.submit({ seq: 0, op: 'cache-read-many', files, ids: idCopy, sizes, location, ...opts }, [idCopy]);
     const all = view(reply.plain!);
@@ -201,6 +208,9 @@ export class ChunkPool {
 function view(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.length);
 }
+
+/** Loaded on the first inline cache read: the main thread otherwise never loads zstd. */
+let cacheBatch: Promise<typeof import('./cache-batch.js')> | undefined;
 
 let shared: ChunkPool | undefined;
 

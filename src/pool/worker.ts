@@ -2,9 +2,9 @@
 import { parentPort } from 'node:worker_threads';
 import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { compressToScratch } from '../codec/zstd.js';
-import { closeSync, constants, fstatSync, openSync, readSync, utimesSync } from 'node:fs';
 import { ChunkCorruptError, ChunkNotFoundError } from '../errors.js';
-import { LocalStore, storedBound } from '../store/local.js';
+import { LocalStore } from '../store/local.js';
+import { readCacheEntries, readEntry, touch } from './cache-batch.js';
 import { BatchBuffer, decodeLocalBatch, writeAt } from './extract-batch.js';
 import type { Job, Reply } from './protocol.js';
 
@@ -93,29 +93,8 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         return { reply: { seq: job.seq, ok: true, plain: p }, transfer: [p.buffer as ArrayBuffer] };
       }
       case 'cache-read-many': {
-        // One buffer for the whole window, each entry decoded straight into its place.
-        const total = job.sizes.reduce((a, b) => a + b, 0);
-        const out = Buffer.allocUnsafeSlow(total + 1);
-        const found: boolean[] = [];
-        let off = 0;
-        for (let i = 0; i < job.files.length; i++) {
-          const size = job.sizes[i]!;
-          let ok = false;
-          try {
-            const entry = readEntry(job.files[i]!, size);
-            if (entry) {
-              const id = job.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES);
-              decodeChunk(id, entry.stored, job.location, { size, into: out.subarray(off, off + size + 1) });
-              ok = true;
-              touch(job.files[i]!, entry.mtimeMs, job.touchAfterMs);
-            }
-          } catch {
-            // Not a clean hit: the caller's careful path looks at it again.
-          }
-          found.push(ok);
-          off += size;
-        }
-        return { reply: { seq: job.seq, ok: true, plain: out, found }, transfer: [out.buffer as ArrayBuffer] };
+        const { plain, found } = readCacheEntries(job.files, job.ids, job.sizes, job.location, job.touchAfterMs);
+        return { reply: { seq: job.seq, ok: true, plain, found }, transfer: [plain.buffer as ArrayBuffer] };
       }
       case 'decode': {
         const opts: { size?: number; maxSize?: number } = {};
@@ -138,49 +117,5 @@ parentPort!.on('message', (job: Job) => {
   parentPort!.postMessage(reply, transfer);
 });
 
-/** Stored bytes of cache entries, decoded before the next read on this thread. */
-let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
 /** An extract batch's plain bytes on their way into the output file. */
 const batchBuffer = new BatchBuffer();
-
-/** Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked. */
-function touch(file: string, mtimeMs: number, afterMs: number | undefined): void {
-  if (afterMs === undefined || Date.now() - mtimeMs <= afterMs) return;
-  try {
-    utimesSync(file, new Date(), new Date());
-  } catch {
-    /* evicted meanwhile, or a read-only cache: recency is best effort */
-  }
-}
-
-/**
- * The stored bytes of a cache entry, or undefined when there is none. Opened without following a
- * symlink and without blocking (a fifo planted in a shared cache must not hang a worker); anything
- * but a regular file of plausible size is reported corrupt, and the caller's careful path deals
- * with it.
- */
-function readEntry(file: string, plainBound: number): { stored: Buffer; mtimeMs: number } | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw new ChunkCorruptError('', file, `cannot open: ${code ?? (err as Error).message}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > storedBound(plainBound)) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
-    if (readScratch.length < st.size) readScratch = Buffer.allocUnsafeSlow(Math.max(st.size, 2 * readScratch.length));
-    const buf = readScratch;
-    let n = 0;
-    while (n < st.size) {
-      const r = readSync(fd, buf, n, st.size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return { stored: buf.subarray(0, n), mtimeMs: st.mtimeMs };
-  } finally {
-    closeSync(fd);
-  }
-}

@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { chunkId, encodeChunk } from '../../src/chunk.js';
 import { ChunkCorruptError } from '../../src/errors.js';
 import { ChunkPool } from '../../src/pool/chunk-pool.js';
@@ -32,6 +36,47 @@ describe('ChunkPool', () => {
     expect(err).toBeInstanceOf(ChunkCorruptError);
     expect((err as ChunkCorruptError).location).toBe('/some/store');
     await expect(pool.decode(id, stored, 'loc', { size: 9_999 })).rejects.toBeInstanceOf(ChunkCorruptError);
+  });
+
+  it('cacheReadMany: a lone entry is read on the calling thread while the workers idle, a batch in a worker; both verify', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bootfs-pool-cache-'));
+    try {
+      const plains = [randomBytes(20_001), randomBytes(20_002)];
+      const chunks = plains.map((p, i) => encodeChunk(p, i === 1 ? 'sha256' : 'sha512-256'));
+      const files = chunks.map((c, i) => path.join(dir, `c${i}`));
+      for (const [i, c] of chunks.entries()) await writeFile(files[i]!, c.stored);
+      const sizes = [20_001, 20_002];
+      const ids = Buffer.concat(chunks.map((c) => c.id));
+      const slots = (pool as unknown as { slots: { worker: { postMessage: (...a: unknown[]) => void } }[] }).slots;
+      const posts = slots.map((s) => vi.spyOn(s.worker, 'postMessage'));
+      const sent = (): number => posts.reduce((n, p) => n + p.mock.calls.length, 0);
+      const one = async (i: number, size = sizes[i]!): Promise<Buffer | undefined> => (await pool.cacheReadMany([files[i]!], chunks[i]!.id, [size], 'loc'))[0];
+      // Inline: good entries of either digest, and no job reaches a worker.
+      expect((await one(0))!.equals(plains[0]!)).toBe(true);
+      expect((await one(1))!.equals(plains[1]!)).toBe(true);
+      expect(sent()).toBe(0);
+      // Inline refusals: wrong size, flipped byte, absent, a symlink and a fifo in its place.
+      expect(await one(0, 20_000)).toBeUndefined();
+      const bad = Buffer.from(chunks[0]!.stored);
+      bad[bad.length >> 1]! ^= 4;
+      await writeFile(files[0]!, bad);
+      expect(await one(0)).toBeUndefined();
+      await rm(files[0]!);
+      expect(await one(0)).toBeUndefined();
+      await symlink(files[1]!, files[0]!);
+      expect(await one(0)).toBeUndefined();
+      await rm(files[0]!);
+      execFileSync('mkfifo', [files[0]!]);
+      expect(await one(0)).toBeUndefined();
+      expect(sent()).toBe(0);
+      // Two entries: one worker job, the same verdicts.
+      const both = await pool.cacheReadMany(files, ids, sizes, 'loc');
+      expect(both.map((b) => b !== undefined)).toEqual([false, true]);
+      expect(sent()).toBe(1);
+      posts.forEach((p) => p.mockRestore());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects work after close', async () => {
