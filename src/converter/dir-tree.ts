@@ -99,12 +99,12 @@ export async function startDirWalk(dir: string, opts: DirTreeOptions): Promise<D
       const name = toByteString(raw);
       const childRel = rel === '' ? name : `${rel}/${name}`;
       let child: FsNode | undefined;
-      const linked = !st.isDirectory() && st.nlink > 1n;
-      const key = `${st.dev}:${st.ino}`;
-      if (linked) child = inodes.get(key);
+      // Only names of a file with more links can be hardlinks: the key is built for those alone.
+      const key = !st.isDirectory() && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+      if (key !== undefined) child = inodes.get(key);
       if (child === undefined) {
         child = nodeFromStat(st, childRel, target, opts.sourceIndex);
-        if (linked) inodes.set(key, child);
+        if (key !== undefined) inodes.set(key, child);
       }
       node.children!.set(name, child);
       byPath.set(childRel, child);
