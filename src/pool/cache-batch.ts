@@ -10,6 +10,7 @@ import { storedBound } from '../store/local.js';
 
 /** Stored bytes of cache entries, decoded before the next read on this thread. */
 let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
+
 /** Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked. */
 export function touch(file: string, mtimeMs: number, afterMs: number | undefined): void {
   if (afterMs === undefined || Date.now() - mtimeMs <= afterMs) return;

@@ -1,5 +1,5 @@
 /**
- * A pool of worker threads for the CPU-heavy part of chunk I/O: SHA-512/256 and zstd. The main
+ * A pool of worker threads for the CPU-heavy part of chunk I/O: the chunk digest and zstd. The main
  * thread keeps chunking and file/network I/O; callers await results in whatever order they need,
  * so output order (and thus index bytes) never depends on which worker finished first.
  */

@@ -29,7 +29,7 @@ export function registerExtract(program: Command): void {
     .command('extract')
     .summary('rebuild a file from a .caibx and its chunk store')
     .description(
-      'Fetch every chunk INDEX names from the store, verify it (SHA-512/256 and size) and write the ' +
+      'Fetch every chunk INDEX names from the store, verify it (its digest, SHA-512/256 or SHA-256, and size) and write the ' +
         'blob to OUT, or to stdout with -. OUT is written to a temp file beside it and renamed when ' +
         'complete: a failed extract leaves no partial file. Works on indexes made by casync or desync.',
     )
