@@ -134,6 +134,25 @@ function writeU64(buf: Buffer, value: number, off: number): void {
   buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
 }
 
+/**
+ * Where the sections go: after the header, in SECTION_ORDER, each at the next aligned offset. The
+ * leading sections given are laid out (prepare knows only those before the chunk table, finish
+ * all of them), so both agree by construction.
+ */
+function layOut<K extends SectionName>(lengths: Record<K, number>): { offsets: Record<K, number>; end: number } {
+  const given: Partial<Record<SectionName, number>> = lengths;
+  const offsets: Partial<Record<SectionName, number>> = {};
+  let end = HEADER_SIZE;
+  for (const name of SECTION_ORDER) {
+    const len = given[name];
+    if (len === undefined) break;
+    const at = alignUp(end);
+    offsets[name] = at;
+    end = at + len;
+  }
+  return { offsets: offsets as Record<K, number>, end };
+}
+
 /** What prepareBootfsIndex computed from the tree (opaque to callers). */
 export interface PreparedIndex {
   sizes: ChunkSizes;
@@ -242,12 +261,7 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
 
   // The inode, entry and xattr records come before the chunk table, so their offsets do not
   // depend on it: they are written now, into what becomes the start of the index.
-  const offsets = { inodes: 0, entries: 0, xattrs: 0 };
-  let end = HEADER_SIZE;
-  for (const [name, len] of [['inodes', counts.inodes * INODE_SIZE], ['entries', counts.entries * ENTRY_SIZE], ['xattrs', counts.xattrs * XATTR_SIZE]] as const) {
-    offsets[name] = alignUp(end);
-    end = offsets[name] + len;
-  }
+  const { offsets, end } = layOut({ inodes: counts.inodes * INODE_SIZE, entries: counts.entries * ENTRY_SIZE, xattrs: counts.xattrs * XATTR_SIZE });
   const buf = Buffer.alloc(end);
   inodes.forEach((node, i) => {
     const r = offsets.inodes + i * INODE_SIZE;
@@ -300,12 +314,7 @@ export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): B
     strings: strings.size,
     config: configBytes.length,
   };
-  const offsets = {} as Record<SectionName, number>;
-  let end = HEADER_SIZE;
-  for (const name of SECTION_ORDER) {
-    offsets[name] = alignUp(end);
-    end = offsets[name] + lengths[name];
-  }
+  const { offsets, end } = layOut(lengths);
   const buf = Buffer.alloc(end); // zeroed: padding and reserved fields are 0
 
   BOOTFS_INDEX_MAGIC.copy(buf, HEADER.magic);
