@@ -3,13 +3,14 @@
  * workers run it for batches (a readahead window); the main thread runs it for a lone chunk when
  * every worker is idle, where the two thread hops would cost more than the work (see ChunkPool).
  */
-import { closeSync, constants, fstatSync, openSync, readSync, utimesSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, utimesSync } from 'node:fs';
 import { CHUNK_ID_BYTES, decodeChunk } from '../chunk.js';
 import { ChunkCorruptError } from '../errors.js';
 import { storedBound } from '../store/local.js';
+import { ReadScratch } from '../util/read-scratch.js';
 
 /** Stored bytes of cache entries, decoded before the next read on this thread. */
-let readScratch = Buffer.allocUnsafeSlow(256 * 1024);
+const scratch = new ReadScratch(256 * 1024);
 
 /** Recency for LRU eviction: a good entry's mtime is refreshed when it is older than asked. */
 export function touch(file: string, mtimeMs: number, afterMs: number | undefined): void {
@@ -39,15 +40,7 @@ export function readEntry(file: string, plainBound: number): { stored: Buffer; m
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > storedBound(plainBound)) throw new ChunkCorruptError('', file, 'not a regular file of plausible size');
-    if (readScratch.length < st.size) readScratch = Buffer.allocUnsafeSlow(Math.max(st.size, 2 * readScratch.length));
-    const buf = readScratch;
-    let n = 0;
-    while (n < st.size) {
-      const r = readSync(fd, buf, n, st.size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return { stored: buf.subarray(0, n), mtimeMs: st.mtimeMs };
+    return { stored: scratch.read(fd, st.size), mtimeMs: st.mtimeMs };
   } finally {
     closeSync(fd);
   }
