@@ -19,7 +19,7 @@
  * are built at load, and a 100k-entry index is one Buffer plus the chunk table.
  */
 import { createHash } from 'node:crypto';
-import type { Digest } from '../chunk.js';
+import { type Digest, DIGESTS } from '../chunk.js';
 import { CAIBX_ITEM_SIZE } from './caibx.js';
 import type { NodeKind } from '../tree/types.js';
 
@@ -38,7 +38,7 @@ export const DIGEST_SHA256 = 2;
 /** Header digest id by chunk digest, and back. */
 export const DIGEST_ID: Readonly<Record<Digest, number>> = { 'sha512-256': DIGEST_SHA512_256, sha256: DIGEST_SHA256 };
 export function digestById(id: number): Digest | undefined {
-  return id === DIGEST_SHA512_256 ? 'sha512-256' : id === DIGEST_SHA256 ? 'sha256' : undefined;
+  return DIGESTS.find((d) => DIGEST_ID[d] === id);
 }
 
 /**

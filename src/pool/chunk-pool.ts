@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+// Types only: bin.ts loads this module before anything else, for every command.
 import type { Digest, EncodedChunk } from '../chunk.js';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
 import type { BatchMode, Job, Reply } from './protocol.js';
