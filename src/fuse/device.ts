@@ -1,6 +1,7 @@
 /**
  * The kernel side of a FUSE mount without libfuse: open /dev/fuse, mount it with mount(8), read
- * requests in a worker thread and write replies from the main thread.
+ * requests in a worker thread and write replies from the main thread (big ones from the thread
+ * pool).
  *
  * Why no libfuse: the bindings available to Node (fuse-native, libfuse 2's path API) pass
  * timestamps in milliseconds and names as UTF-8 strings, while an image has nanosecond mtimes and
@@ -11,7 +12,7 @@
  * exiting, which is why every way out goes through `close()` (unmount, then wake the reader).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, writeFileSync, writeSync, writev, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -62,10 +63,21 @@ for (;;) {
 }
 `;
 
+/** Replies with at least this many bytes are written off the main thread (see FuseDevice.write). */
+const ASYNC_REPLY_BYTES = 32 * 1024;
+
+function expectedWriteError(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENODEV';
+}
+
 export class FuseDevice {
   private worker: Worker | undefined;
   private closed = false;
   private ended = false;
+  /** Replies handed to the thread pool and not yet written (see write). */
+  private pendingWrites = 0;
+  private readonly writesDrained: Array<() => void> = [];
   private readonly endWaiters: Array<() => void> = [];
   /** The kernel's connection number (fusectl), known once mounted. */
   connection: number | undefined;
@@ -162,17 +174,30 @@ export class FuseDevice {
     }
   }
 
-  /** Write one reply: the 16-byte header followed by the body parts. */
-  write(parts: Buffer[]): void {
+  /**
+   * Write one reply: the 16-byte header followed by the body parts, `bytes` long in all. Small
+   * replies are written at once. A big one (file data) is written from libuv's thread pool: the
+   * kernel copies it into the reader's page cache inside that write, which for a sequential reader
+   * is most of the mount's work, and the main thread meanwhile dispatches the next requests.
+   * `onError` hears of a failed write other than the two expected ones (ENOENT: the request was
+   * interrupted and no longer waits for an answer; ENODEV: unmounted).
+   */
+  write(parts: Buffer[], bytes: number, onError: (err: unknown) => void): void {
     if (this.closed) return;
-    try {
-      if (parts.length === 1) writeSync(this.fd, parts[0]!);
-      else writevSync(this.fd, parts);
-    } catch (err) {
-      // ENOENT: the request was interrupted and no longer waits for an answer. ENODEV: unmounted.
-      const code = errnoCode(err);
-      if (code !== 'ENOENT' && code !== 'ENODEV') throw err;
+    if (bytes < ASYNC_REPLY_BYTES) {
+      try {
+        if (parts.length === 1) writeSync(this.fd, parts[0]!);
+        else writevSync(this.fd, parts);
+      } catch (err) {
+        if (!expectedWriteError(err)) onError(err);
+      }
+      return;
     }
+    this.pendingWrites++;
+    writev(this.fd, parts, (err) => {
+      if (err && !expectedWriteError(err)) onError(err);
+      if (--this.pendingWrites === 0) for (const w of this.writesDrained.splice(0)) w();
+    });
   }
 
   /** Resolves when the reader has stopped (unmounted, aborted or closed). */
@@ -199,6 +224,9 @@ export class FuseDevice {
     }
     if (!this.closed) {
       this.closed = true;
+      // A write still in the thread pool uses the fd number: closing first could let it land in
+      // whatever file is opened next under that number. Writes to /dev/fuse never block.
+      if (this.pendingWrites > 0) await new Promise<void>((resolve) => this.writesDrained.push(resolve));
       closeSync(this.fd);
     }
   }

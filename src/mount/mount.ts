@@ -86,6 +86,7 @@ export class Mount {
       fsname: 'bootfs',
       onRequest: (op, errno, bytes) => requests.record(op, errno, bytes),
       onError: (op, err) => log(`${op}: ${(err as Error).message} (answered EIO)`),
+      onReplyError: (err) => log(`a reply to the kernel was not written: ${(err as Error).message}`),
     });
     const mount = new Mount(session, { requests, reader, router, ...(cache ? { cache } : {}), started: Date.now() });
     if (cfg.metricsAddr) mount.parts.metrics = await serveMetrics(cfg.metricsAddr, () => mount.stats());

@@ -152,6 +152,25 @@ describeWithTools(['rsync', 'nginx', 'chroot', 'mount', 'umount'], 'bootfs mount
     expect(await m.stop()).toBe(0);
   });
 
+  it('SIGTERM while four readers are mid-file: the mount unmounts and exits 0 within seconds', async () => {
+    const { nginx } = await nginxWithLog('term');
+    const cache = path.join(dir, 'cache-term');
+    // Warm first, so the readers are in the middle of big replies (written off the main thread) when the signal comes.
+    expect((await bootfs(['cache', 'warm', index, '--cache', cache, '--store', nginx.storeUrl])).code).toBe(0);
+    for (const delay of [100, 300]) {
+      const m = await mountAt('term', ['--store', nginx.storeUrl, '--cache', cache]);
+      const loop = `while mountpoint -q ${m.mountpoint}; do find ${m.mountpoint}/usr -type f -size +256k -print0 2>/dev/null | xargs -0 -r cat > /dev/null 2>&1; done`;
+      const readers = sh(`${loop} &\n${loop} &\n${loop} &\n${loop} &\nwait`, 60_000);
+      await new Promise((r) => setTimeout(r, delay));
+      const started = Date.now();
+      expect(await m.stop()).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(isMounted(m.mountpoint)).toBe(false);
+      expect(m.log()).not.toMatch(/not written|answered EIO|Error/);
+      await readers;
+    }
+  });
+
   it('a corrupt chunk in the cache or in the first store is replaced from the next source', async () => {
     const idx = await BootfsIndex.readFile(index);
     const ino = idx.resolve('usr/bin/perl')!;
