@@ -37,6 +37,11 @@ export interface MountOptions {
    * in flight for sequential readers, at the price of fetching more than a reader needs.
    */
   readaheadKb?: number;
+  /**
+   * Told of a reply that could not be written, other than ENOENT (the request was interrupted and
+   * no longer waits for an answer) and ENODEV (unmounted).
+   */
+  onReplyError?: (err: unknown) => void;
 }
 
 // The reader: plain JS evaluated in a worker (no module resolution, so it runs the same from src
@@ -85,6 +90,7 @@ export class FuseDevice {
   private constructor(
     readonly fd: number,
     readonly mountpoint: string,
+    private readonly onReplyError: (err: unknown) => void = () => undefined,
   ) {}
 
   /** Start reading requests: only after mount(2), because /dev/fuse refuses reads (EPERM) until then. */
@@ -123,7 +129,7 @@ export class FuseDevice {
       }
       throw new FuseUnavailableError(`cannot open /dev/fuse (${code ?? (err as Error).message}): the container needs the device and CAP_SYS_ADMIN (--device /dev/fuse --cap-add SYS_ADMIN)`, err);
     }
-    const dev = new FuseDevice(fd, mountpoint);
+    const dev = new FuseDevice(fd, mountpoint, opts.onReplyError);
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
     const options = [
@@ -175,27 +181,28 @@ export class FuseDevice {
   }
 
   /**
-   * Write one reply: the 16-byte header followed by the body parts, `bytes` long in all. Small
-   * replies are written at once. A big one (file data) is written from libuv's thread pool: the
-   * kernel copies it into the reader's page cache inside that write, which for a sequential reader
-   * is most of the mount's work, and the main thread meanwhile dispatches the next requests.
-   * `onError` hears of a failed write other than the two expected ones (ENOENT: the request was
-   * interrupted and no longer waits for an answer; ENODEV: unmounted).
+   * Write one reply: the 16-byte header followed by the body parts. Small replies are written at
+   * once. A big one (file data) is written from libuv's thread pool: the kernel copies it into the
+   * reader's page cache inside that write, which for a sequential reader is most of the mount's
+   * work, and the main thread meanwhile dispatches the next requests. A failed write goes to
+   * `onReplyError` (see MountOptions).
    */
-  write(parts: Buffer[], bytes: number, onError: (err: unknown) => void): void {
+  write(parts: Buffer[]): void {
     if (this.closed) return;
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
     if (bytes < ASYNC_REPLY_BYTES) {
       try {
         if (parts.length === 1) writeSync(this.fd, parts[0]!);
         else writevSync(this.fd, parts);
       } catch (err) {
-        if (!expectedWriteError(err)) onError(err);
+        if (!expectedWriteError(err)) this.onReplyError(err);
       }
       return;
     }
     this.pendingWrites++;
     writev(this.fd, parts, (err) => {
-      if (err && !expectedWriteError(err)) onError(err);
+      if (err && !expectedWriteError(err)) this.onReplyError(err);
       if (--this.pendingWrites === 0) for (const w of this.writesDrained.splice(0)) w();
     });
   }

@@ -39,8 +39,6 @@ export interface SessionOptions extends MountOptions {
   noOpen?: boolean;
   /** Called for unexpected filesystem errors (mapped to EIO). */
   onError?: (op: string, err: unknown) => void;
-  /** Called when a reply could not be written to the device (other than for an interrupted request or an unmount). */
-  onReplyError?: (err: unknown) => void;
 }
 
 const O_ACCMODE = 3;
@@ -100,7 +98,7 @@ export class FuseSession {
     head.writeUInt32LE(OUT_HEADER_SIZE + bytes, 0);
     head.writeInt32LE(-errno, 4);
     head.writeBigUInt64LE(h.unique, 8);
-    this.device.write([head, ...parts], OUT_HEADER_SIZE + bytes, (err) => this.opts.onReplyError?.(err));
+    this.device.write([head, ...parts]);
     return bytes;
   }
 

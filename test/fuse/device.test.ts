@@ -11,9 +11,9 @@ import { FuseDevice } from '../../src/fuse/device.js';
 import { tmpDir } from '../helpers/tools.js';
 
 /** A FuseDevice on `fd` whose session has already ended, so close() only closes the fd. */
-function deviceOn(fd: number): FuseDevice {
-  const Ctor = FuseDevice as unknown as new (fd: number, mountpoint: string) => FuseDevice;
-  const dev = new Ctor(fd, '/nonexistent');
+function deviceOn(fd: number, onReplyError: (err: unknown) => void): FuseDevice {
+  const Ctor = FuseDevice as unknown as new (fd: number, mountpoint: string, onReplyError: (err: unknown) => void) => FuseDevice;
+  const dev = new Ctor(fd, '/nonexistent', onReplyError);
   (dev as unknown as { ended: boolean }).ended = true;
   return dev;
 }
@@ -39,11 +39,11 @@ describe('FuseDevice reply writes', () => {
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     const rfd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     const wfd = openSync(fifo, constants.O_WRONLY);
-    const dev = deviceOn(wfd);
+    const errors: unknown[] = [];
+    const dev = deviceOn(wfd, (err) => errors.push(err));
     // 1 MiB in three parts: far more than the fifo holds, so the write blocks until we read.
     const parts = [Buffer.alloc(16, 1), Buffer.alloc(512 * 1024, 2), Buffer.alloc(512 * 1024 - 16, 3)];
-    const errors: unknown[] = [];
-    dev.write(parts, 1024 * 1024, (err) => errors.push(err));
+    dev.write(parts);
     let closed = false;
     const closing = dev.close().then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 200));
@@ -69,7 +69,7 @@ describe('FuseDevice reply writes', () => {
     expect(Buffer.concat(got).equals(Buffer.concat(parts))).toBe(true);
     expect(errors).toEqual([]);
     // A write after close is dropped, not attempted on a closed (or reused) fd.
-    dev.write(parts, 1024 * 1024, (err) => errors.push(err));
+    dev.write(parts);
     await new Promise((r) => setTimeout(r, 50));
     expect(errors).toEqual([]);
     closeSync(rfd);
@@ -79,11 +79,11 @@ describe('FuseDevice reply writes', () => {
     dir = await tmpDir('bootfs-device-');
     const file = path.join(dir, 'ro');
     closeSync(openSync(file, 'w'));
-    const dev = deviceOn(openSync(file, constants.O_RDONLY));
     const errors: string[] = [];
-    dev.write([Buffer.alloc(16)], 16, (err) => errors.push((err as NodeJS.ErrnoException).code ?? '?'));
+    const dev = deviceOn(openSync(file, constants.O_RDONLY), (err) => errors.push((err as NodeJS.ErrnoException).code ?? '?'));
+    dev.write([Buffer.alloc(16)]);
     expect(errors).toEqual(['EBADF']);
-    dev.write([Buffer.alloc(16), Buffer.alloc(64 * 1024)], 16 + 64 * 1024, (err) => errors.push((err as NodeJS.ErrnoException).code ?? '?'));
+    dev.write([Buffer.alloc(16), Buffer.alloc(64 * 1024)]);
     await new Promise((r) => setTimeout(r, 100));
     expect(errors).toEqual(['EBADF', 'EBADF']);
     await dev.close();
