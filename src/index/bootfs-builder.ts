@@ -9,7 +9,7 @@ import { CASYNC_DIGEST, CHUNK_ID_BYTES, type Digest } from '../chunk.js';
 import { MAX_CHUNK_SIZE_CEILING, type ChunkSizes } from '../chunker/params.js';
 import { writeFileAtomic } from '../util/files.js';
 import { displayName, type ByteString, type FsNode, type ImageConfig } from '../tree/types.js';
-import { compareByteStrings, sortedNames, walkSorted, type WalkItem } from '../tree/walk.js';
+import { compareByteStrings, walkSorted, type WalkItem } from '../tree/walk.js';
 import {
   BOOTFS_INDEX_MAGIC, BOOTFS_INDEX_MAJOR, BOOTFS_INDEX_MINOR, CHECKSUM_SIZE, CHUNK_ITEM_SIZE,
   CHUNKER_FASTCDC_RONOMON, CONFIG_MAX, DIGEST_ID, ENTRY, ENTRY_SIZE, HEADER, HEADER_SIZE, IFMT,
@@ -127,6 +127,26 @@ class StringTable {
     }
     return off;
   }
+
+  /**
+   * Write the strings back to back at `at`. Joined into runs of up to ~1 MiB first: a write call
+   * per name (thousands) cost more than the bytes.
+   */
+  writeTo(buf: Buffer, at: number): void {
+    let run: ByteString[] = [];
+    let runBytes = 0;
+    const flush = (): void => {
+      at += buf.write(run.join(''), at, 'latin1');
+      run = [];
+      runBytes = 0;
+    };
+    for (const part of this.parts) {
+      run.push(part);
+      runBytes += part.length;
+      if (runBytes >= 1 << 20) flush();
+    }
+    if (run.length > 0) flush();
+  }
 }
 
 function writeU64(buf: Buffer, value: number, off: number): void {
@@ -182,10 +202,19 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
 
   // Inodes: numbered by first appearance in the sorted depth-first walk; data offsets are the running
   // sum in the same order, which is dataOrder(root) — the order the converter streams contents in.
+  // The same pass records each directory's children (names and inode numbers, in byte order: the
+  // walk visits them so), so the entries below need neither a second sort nor a lookup per name.
+  // This runs once per convert, cold, on the critical path at its end: it is written for that.
   const inoOf = new Map<FsNode, number>();
   const inodes: FsNode[] = [];
   const nlink: number[] = [];
   const dataOffset: number[] = [];
+  /** Per inode index: a directory's child names and inode numbers, and its path (for errors). */
+  const childNames: ByteString[][] = [];
+  const childInos: number[][] = [];
+  const dirPath: ByteString[] = [];
+  /** The inode index of the directory open at each depth of the walk. */
+  const openDir: number[] = [];
   let dataSize = 0;
   const walk = walkSorted(root);
   for (;;) {
@@ -196,7 +225,7 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
       throw new Fail((err as Error).message); // a hardlinked directory or a cycle
     }
     if (step.done === true) break;
-    const { path, node } = step.value;
+    const { path, name, node, depth } = step.value;
     let ino = inoOf.get(node);
     if (ino === undefined) {
       const why = nodeProblem(node);
@@ -208,7 +237,19 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
       dataOffset.push(node.kind === 'file' && node.size > 0 ? dataSize : 0);
       if (node.kind === 'file') dataSize += node.size;
     }
-    if (node.kind !== 'dir') nlink[ino - 1]!++;
+    if (depth > 0) {
+      const parent = openDir[depth - 1]!;
+      childNames[parent]!.push(name);
+      childInos[parent]!.push(ino);
+    }
+    if (node.kind === 'dir') {
+      // A directory is walked once (walkSorted refuses a second visit), so this runs once per directory.
+      openDir[depth] = ino - 1;
+      childNames[ino - 1] = [];
+      childInos[ino - 1] = [];
+      dirPath[ino - 1] = path;
+      if (depth > 0) nlink[openDir[depth - 1]!]!++;
+    } else nlink[ino - 1]!++;
   }
 
   // Entries: breadth first, each directory's children sorted, so every child range is one slice.
@@ -218,24 +259,22 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
   const entryIno: number[] = [];
   const childFirst = new Array<number>(inodes.length).fill(0);
   const childCount = new Array<number>(inodes.length).fill(0);
-  const queue: { dir: FsNode; path: ByteString }[] = [{ dir: root, path: '' }];
+  const queue: number[] = [0]; // inode indexes of directories; the root is inode 1
   for (let q = 0; q < queue.length; q++) {
-    const { dir, path } = queue[q]!;
-    const dirIdx = inoOf.get(dir)! - 1;
-    const sorted = sortedNames(dir);
+    const dirIdx = queue[q]!;
+    const kidNames = childNames[dirIdx]!;
+    const kidInos = childInos[dirIdx]!;
     childFirst[dirIdx] = entryIno.length;
-    childCount[dirIdx] = sorted.length;
-    for (const name of sorted) {
+    childCount[dirIdx] = kidNames.length;
+    for (let k = 0; k < kidNames.length; k++) {
+      const name = kidNames[k]!;
       const why = nameProblem(name);
-      if (why !== undefined) throw new Fail(`a name in '/${displayName(path)}' ${why}`);
-      const child = dir.children!.get(name)!;
+      if (why !== undefined) throw new Fail(`a name in '/${displayName(dirPath[dirIdx]!)}' ${why}`);
+      const ino = kidInos[k]!;
       entryName.push(names.add(name));
       entryNameLen.push(name.length);
-      entryIno.push(inoOf.get(child)!);
-      if (child.kind === 'dir') {
-        nlink[dirIdx]!++;
-        queue.push({ dir: child, path: path === '' ? name : `${path}/${name}` });
-      }
+      entryIno.push(ino);
+      if (inodes[ino - 1]!.kind === 'dir') queue.push(ino - 1);
     }
   }
 
@@ -247,6 +286,7 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
   for (const node of inodes) {
     targetOff.push(node.kind === 'symlink' ? strings.add(node.target!) : 0);
     xattrFirst.push(xattrRefs.length / 4);
+    if (node.xattrs.size === 0) continue;
     for (const name of Array.from(node.xattrs.keys()).sort(compareByteStrings)) {
       const value = Buffer.from(node.xattrs.get(name)!).toString('latin1');
       xattrRefs.push(strings.add(name), name.length, strings.add(value), value.length);
@@ -263,37 +303,46 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
   // depend on it: they are written now, into what becomes the start of the index.
   const { offsets, end } = layOut({ inodes: counts.inodes * INODE_SIZE, entries: counts.entries * ENTRY_SIZE, xattrs: counts.xattrs * XATTR_SIZE });
   const buf = Buffer.alloc(end);
-  inodes.forEach((node, i) => {
+  // DataView, not Buffer's write methods: those are JavaScript with range checks and run
+  // interpreted in this one-off pass (they were ~40 % of it). Every value was range-checked above
+  // (nodeProblem, the counts), so the views' silent wrapping cannot happen.
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const u64 = (value: number, off: number): void => {
+    view.setUint32(off, value % TWO_32, true);
+    view.setUint32(off + 4, Math.floor(value / TWO_32), true);
+  };
+  for (let i = 0; i < inodes.length; i++) {
+    const node = inodes[i]!;
     const r = offsets.inodes + i * INODE_SIZE;
-    buf.writeUInt32LE(IFMT[node.kind] | node.mode, r + INODE.mode);
-    buf.writeUInt32LE(nlink[i]!, r + INODE.nlink);
-    buf.writeUInt32LE(node.uid, r + INODE.uid);
-    buf.writeUInt32LE(node.gid, r + INODE.gid);
-    buf.writeBigInt64LE(node.mtimeNs, r + INODE.mtime);
-    writeU64(buf, node.size, r + INODE.size);
+    view.setUint32(r + INODE.mode, IFMT[node.kind] | node.mode, true);
+    view.setUint32(r + INODE.nlink, nlink[i]!, true);
+    view.setUint32(r + INODE.uid, node.uid, true);
+    view.setUint32(r + INODE.gid, node.gid, true);
+    view.setBigInt64(r + INODE.mtime, node.mtimeNs, true);
+    u64(node.size, r + INODE.size);
     let a = 0;
     let b = 0;
     if (node.kind === 'file') a = dataOffset[i]!;
     else if (node.kind === 'dir') [a, b] = [childFirst[i]!, childCount[i]!];
     else if (node.kind === 'symlink') [a, b] = [targetOff[i]!, node.target!.length];
     else if (node.kind === 'char' || node.kind === 'block') [a, b] = [node.devMajor ?? 0, node.devMinor ?? 0];
-    writeU64(buf, a, r + INODE.a);
-    writeU64(buf, b, r + INODE.b);
-    buf.writeUInt32LE(xattrFirst[i]!, r + INODE.xattrFirst);
-    buf.writeUInt32LE(node.xattrs.size, r + INODE.xattrCount);
-  });
+    u64(a, r + INODE.a);
+    u64(b, r + INODE.b);
+    view.setUint32(r + INODE.xattrFirst, xattrFirst[i]!, true);
+    view.setUint32(r + INODE.xattrCount, node.xattrs.size, true);
+  }
   for (let e = 0; e < counts.entries; e++) {
     const r = offsets.entries + e * ENTRY_SIZE;
-    buf.writeUInt32LE(entryName[e]!, r + ENTRY.nameOff);
-    buf.writeUInt32LE(entryNameLen[e]!, r + ENTRY.nameLen);
-    buf.writeUInt32LE(entryIno[e]!, r + ENTRY.ino);
+    view.setUint32(r + ENTRY.nameOff, entryName[e]!, true);
+    view.setUint32(r + ENTRY.nameLen, entryNameLen[e]!, true);
+    view.setUint32(r + ENTRY.ino, entryIno[e]!, true);
   }
   for (let x = 0; x < counts.xattrs; x++) {
     const r = offsets.xattrs + x * XATTR_SIZE;
-    buf.writeUInt32LE(xattrRefs[4 * x]!, r + XATTR.nameOff);
-    buf.writeUInt32LE(xattrRefs[4 * x + 1]!, r + XATTR.nameLen);
-    buf.writeUInt32LE(xattrRefs[4 * x + 2]!, r + XATTR.valueOff);
-    buf.writeUInt32LE(xattrRefs[4 * x + 3]!, r + XATTR.valueLen);
+    view.setUint32(r + XATTR.nameOff, xattrRefs[4 * x]!, true);
+    view.setUint32(r + XATTR.nameLen, xattrRefs[4 * x + 1]!, true);
+    view.setUint32(r + XATTR.valueOff, xattrRefs[4 * x + 2]!, true);
+    view.setUint32(r + XATTR.valueLen, xattrRefs[4 * x + 3]!, true);
   }
   return { sizes, digest: input.digest ?? CASYNC_DIGEST, dataSize, names, strings, configBytes, counts, records: buf };
 }
@@ -343,10 +392,7 @@ export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): B
     writeU64(buf, table.ends[c]!, r);
     table.ids.copy(buf, r + 8, c * CHUNK_ID_BYTES, (c + 1) * CHUNK_ID_BYTES);
   }
-  for (const [table, name] of [[names, 'names'], [strings, 'strings']] as const) {
-    let s = offsets[name];
-    for (const part of table.parts) s += buf.write(part, s, 'latin1');
-  }
+  for (const [table, name] of [[names, 'names'], [strings, 'strings']] as const) table.writeTo(buf, offsets[name]);
   configBytes.copy(buf, offsets.config);
   indexChecksum(buf).copy(buf, HEADER.checksum, 0, CHECKSUM_SIZE);
   return buf;

@@ -8,9 +8,10 @@
  */
 import { displayName, type ByteString, type FsNode } from './types.js';
 
-/** One name in the walk: its path (relative, '/'-separated, '' for the root), node and depth (root 0). */
+/** One name in the walk: its path (relative, '/'-separated, '' for the root), last name ('' for the root), node and depth (root 0). */
 export interface WalkItem {
   path: ByteString;
+  name: ByteString;
   node: FsNode;
   depth: number;
 }
@@ -33,7 +34,7 @@ export function sortedNames(dir: FsNode): ByteString[] {
  */
 export function* walkSorted(root: FsNode): Generator<WalkItem> {
   const seenDirs = new Set<FsNode>([root]);
-  yield { path: '', node: root, depth: 0 };
+  yield { path: '', name: '', node: root, depth: 0 };
   // One frame per open directory: its path, sorted child names and the next one to visit.
   const stack: { path: ByteString; dir: FsNode; names: ByteString[]; next: number }[] = [
     { path: '', dir: root, names: sortedNames(root), next: 0 },
@@ -47,7 +48,7 @@ export function* walkSorted(root: FsNode): Generator<WalkItem> {
     const name = top.names[top.next++]!;
     const node = top.dir.children!.get(name)!;
     const path = top.path === '' ? name : `${top.path}/${name}`;
-    yield { path, node, depth: stack.length };
+    yield { path, name, node, depth: stack.length };
     if (node.kind === 'dir') {
       if (seenDirs.has(node)) {
         throw new RangeError(`directory '${displayName(path)}' is reached twice (a hardlinked directory or a cycle)`);
