@@ -7,9 +7,10 @@ import { sharedPool } from '../pool/chunk-pool.js';
 // main thread loads the rest of the CLI (a third of a short run's time otherwise).
 const POOL_COMMANDS = new Set(['make', 'extract', 'store', 'demo', 'convert', 'unpack', 'mount']);
 const command = process.argv[2] ?? '';
-// extract's main thread decodes a share of the batches itself (ExtractOptions.mainThread): one
+// extract's main thread decodes a share of the batches itself (ExtractOptions.mainThread), and
+// make's and convert's takes batches when the workers are full (MakeOptions.mainThread): one
 // worker fewer to boot for the same parallelism.
-if (command === 'extract') sharedPool(Math.max(1, availableParallelism() - 1));
+if (command === 'extract' || command === 'make' || command === 'convert') sharedPool(Math.max(1, availableParallelism() - 1));
 else if (POOL_COMMANDS.has(command)) sharedPool();
 
 // A reader that goes away (`bootfs cat … | head`) ends us quietly, as SIGPIPE ends C tools

@@ -50,6 +50,8 @@ export interface ConvertOptions {
   /** Parent directory of the spool (default os.tmpdir()); needs room for the image's file data. */
   tmpDir?: string;
   pool?: ChunkPool;
+  /** Let this thread take batches when the workers are full (MakeOptions.mainThread). */
+  mainThread?: boolean;
   limits?: Partial<TarLimits>;
   onProgress?: (p: ConvertProgress) => void;
   onWarning?: (message: string) => void;
@@ -138,6 +140,7 @@ export async function convertImage(ref: ImageRef, opts: ConvertOptions = {}): Pr
       sizes,
       digest,
       pool,
+      ...(opts.mainThread ? { mainThread: true } : {}),
       ...(opts.store ? { store: opts.store } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: (p) => opts.onProgress?.({ phase: 'chunk', bytes: p.bytes, total, chunks: p.chunks, newChunks: p.newChunks }),

@@ -13,6 +13,7 @@ import { CASYNC_DIGEST, CHUNK_ID_BYTES, type Digest } from '../chunk.js';
 import { type BlobIndex, caibxFlags } from '../index/caibx.js';
 import { ChunkTable } from '../index/chunk-table.js';
 import { type BatchResult, ChunkPool } from '../pool/chunk-pool.js';
+import { processBatch } from '../pool/batch.js';
 import { LocalStore } from '../store/local.js';
 import type { WriteStore } from '../store/types.js';
 import { mapOrdered } from './ordered.js';
@@ -31,8 +32,16 @@ export interface MakeOptions {
   digest?: Digest;
   /** A shared pool; by default one is created for the call and closed after. */
   pool?: ChunkPool;
-  /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker. */
+  /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker (+3 with mainThread). */
   inFlight?: number;
+  /**
+   * Let this thread process a batch itself whenever every worker already has MAIN_THREAD_QUEUE
+   * queued. The CLI does, with one worker fewer than cores (`bootfs make` and `convert`): on 2
+   * cores one worker plus this thread do the work of two workers with one isolate less to boot
+   * and feed. With more workers the in-flight cap keeps their queues shorter than that, so this
+   * thread, whose own reading and cutting is then the bottleneck, never takes a batch.
+   */
+  mainThread?: boolean;
   /** Bytes cut per window (default 4 MiB): smaller windows spread short inputs over more workers. */
   windowSize?: number;
   onProgress?: (p: MakeProgress) => void;
@@ -49,6 +58,13 @@ export interface MakeResult {
   /** Stored (compressed) bytes added to the store. */
   newStoredBytes: number;
 }
+
+/**
+ * With mainThread: batches a worker must have queued before this thread takes one itself. Deep
+ * enough that the worker still has work while this thread spends a batch's time on its own
+ * (measured on 2 cores, Debian rootfs: 2 left workers idle, 4 did not; CPU -3 to -10 %).
+ */
+const MAIN_THREAD_QUEUE = 4;
 
 /** 4 MiB windows: ≥ 16 × the default max chunk, and short inputs still reach both cores. */
 export const MAKE_WINDOW_SIZE = 4 * 1024 * 1024;
@@ -69,13 +85,15 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   const windowSize = opts.windowSize ?? Math.max(MAKE_WINDOW_SIZE, 2 * sizes.max);
   try {
     // Windows come back from the workers with each result and are filled again.
-    const windows = new WindowPool(windowSize, (opts.inFlight ?? 2 * pool.threads) + 2);
+    const inFlight = opts.inFlight ?? 2 * pool.threads + (opts.mainThread ? MAIN_THREAD_QUEUE - 1 : 0);
+    const windows = new WindowPool(windowSize, inFlight + 2);
     const batches = chunkBatches(source, { sizes, windowSize, windows });
-    const results = mapOrdered(batches, opts.inFlight ?? 2 * pool.threads, async ({ data, ends: batchEnds }) => {
+    const results = mapOrdered(batches, inFlight, async ({ data, ends: batchEnds }) => {
       opts.signal?.throwIfAborted();
       const sizesOf = batchEnds.map((e, i) => e - (i === 0 ? 0 : batchEnds[i - 1]!));
       let r: BatchResult;
-      if (!store) r = await pool.batch(data, batchEnds, 'hash', digest);
+      if (opts.mainThread && pool.saturated(MAIN_THREAD_QUEUE)) r = await inlineBatch(data, batchEnds, digest, store);
+      else if (!store) r = await pool.batch(data, batchEnds, 'hash', digest);
       else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', digest, store.root);
       else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode', digest));
       windows.give(r.window);
@@ -114,6 +132,15 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   };
 }
 
+/** A batch processed on this thread, as a worker would (see MakeOptions.mainThread). */
+async function inlineBatch(data: Buffer, ends: number[], digest: Digest, store: WriteStore | undefined): Promise<BatchResult> {
+  const local = store instanceof LocalStore;
+  const out = processBatch(data, ends, !store ? 'hash' : local ? 'store-local' : 'encode', digest, local ? store : undefined);
+  const r: BatchResult = { ids: Buffer.from(out.ids.buffer, out.ids.byteOffset, out.ids.length), storedSizes: out.storedSizes, window: data.buffer as ArrayBuffer };
+  if (out.stored) r.stored = Buffer.from(out.stored.buffer, out.stored.byteOffset, out.stored.length);
+  return store && !local ? storeEncoded(store, r) : r;
+}
+
 /** Store the encoded chunks of a batch in a generic WriteStore; marks already-present ones -1. */
 async function storeEncoded(store: WriteStore, r: BatchResult): Promise<BatchResult> {
   const stored = r.stored!;
@@ -124,5 +151,5 @@ async function storeEncoded(store: WriteStore, r: BatchResult): Promise<BatchRes
     return store.storeChunk(r.ids.subarray(i * CHUNK_ID_BYTES, (i + 1) * CHUNK_ID_BYTES), bytes);
   });
   const written = await Promise.all(puts);
-  return { ids: r.ids, storedSizes: r.storedSizes.map((size, i) => (written[i] ? size : -1)) };
+  return { ids: r.ids, storedSizes: r.storedSizes.map((size, i) => (written[i] ? size : -1)), ...(r.window ? { window: r.window } : {}) };
 }

@@ -84,6 +84,11 @@ export class ChunkPool {
     return this.slots.length;
   }
 
+  /** Whether every worker has at least `queued` jobs in flight (more work sent now would wait). */
+  saturated(queued: number): boolean {
+    return this.slots.every((s) => s.inFlight >= queued);
+  }
+
   /** Hash and compress plain bytes. */
   async encode(plain: Uint8Array, digest: Digest = 'sha512-256'): Promise<EncodedChunk> {
     const copy = transferable(plain);

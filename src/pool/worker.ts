@@ -1,10 +1,10 @@
 /** Worker thread of the chunk pool: hashes, compresses, decompresses and verifies chunks. */
 import { parentPort } from 'node:worker_threads';
-import { CHUNK_ID_BYTES, chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
-import { compressToScratch } from '../codec/zstd.js';
+import { chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import { readCacheEntries, readEntry, touch } from './cache-batch.js';
+import { processBatch } from './batch.js';
 import { BatchBuffer, decodeLocalBatch, writeAt } from './extract-batch.js';
 import type { Job, Reply } from './protocol.js';
 
@@ -32,36 +32,13 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
         return { reply: { seq: job.seq, ok: true, id: own(id), stored: s }, transfer: [s.buffer as ArrayBuffer] };
       }
       case 'batch': {
-        const n = job.ends.length;
-        const ids = new Uint8Array(n * CHUNK_ID_BYTES);
-        const storedSizes: number[] = [];
-        const storedParts: Uint8Array[] = [];
-        const store = job.mode === 'store-local' ? localStore(job.root!) : undefined;
-        let start = 0;
-        for (let i = 0; i < n; i++) {
-          const end = job.ends[i]!;
-          const plain = job.data.subarray(start, end);
-          const id = chunkId(plain, job.digest);
-          ids.set(id, i * CHUNK_ID_BYTES);
-          if (store) storedSizes.push(store.storeChunkSync(id, () => compressToScratch(plain)));
-          else if (job.mode === 'encode') {
-            const stored = compressToScratch(plain);
-            storedParts.push(own(stored));
-            storedSizes.push(stored.length);
-          }
-          start = end;
-        }
-        const reply: Reply = { seq: job.seq, ok: true, ids, storedSizes, data: job.data };
-        const transfer = [ids.buffer as ArrayBuffer, job.data.buffer as ArrayBuffer];
-        if (job.mode === 'encode') {
-          const all = new Uint8Array(storedSizes.reduce((a, b) => a + b, 0));
-          let off = 0;
-          for (const part of storedParts) {
-            all.set(part, off);
-            off += part.length;
-          }
-          reply.stored = all;
-          transfer.push(all.buffer as ArrayBuffer);
+        if (job.mode === 'store-local' && job.root === undefined) throw new Error('store-local batch without a store root');
+        const out = processBatch(job.data, job.ends, job.mode, job.digest, job.mode === 'store-local' ? localStore(job.root!) : undefined);
+        const reply: Reply = { seq: job.seq, ok: true, ids: out.ids, storedSizes: out.storedSizes, data: job.data };
+        const transfer = [out.ids.buffer as ArrayBuffer, job.data.buffer as ArrayBuffer];
+        if (out.stored) {
+          reply.stored = out.stored;
+          transfer.push(out.stored.buffer as ArrayBuffer);
         }
         return { reply, transfer };
       }

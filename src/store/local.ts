@@ -168,7 +168,7 @@ export class LocalStore implements PruneStore {
     const shard = hex.slice(0, 4);
     const dir = path.join(this.root, shard);
     const final = path.join(dir, hex + CHUNK_SUFFIX);
-    if (statSync(final, { throwIfNoEntry: false })?.isFile()) return -1;
+    if (this.hasChunkSync(hex, final)) return -1;
     const stored = produce();
     const tmp = path.join(dir, tempName(hex));
     try {
@@ -191,6 +191,16 @@ export class LocalStore implements PruneStore {
         // never created, or already renamed
       }
       throw new IoError(`cannot store chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** hasChunk, synchronously: a shard path that is not a directory means absent, as there. */
+  private hasChunkSync(hex: string, file: string): boolean {
+    try {
+      return statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOTDIR') return false;
+      throw new IoError(`cannot stat chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
     }
   }
 

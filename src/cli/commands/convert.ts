@@ -116,6 +116,7 @@ export function registerConvert(program: Command): void {
         sizes: flags.chunkSize,
         digest: flags.chunkDigest,
         pool: sharedPool(),
+        mainThread: true, // bin.ts started one worker fewer than cores
         ...(store ? { store } : {}),
         ...(platform ? { platform } : {}),
         registry,

@@ -97,6 +97,7 @@ export function registerMake(program: Command): void {
         sizes: flags.chunkSize,
         digest: flags.chunkDigest,
         pool: sharedPool(),
+        mainThread: true, // bin.ts started one worker fewer than cores
         ...(store ? { store } : {}),
         onProgress: (p) => progress.update(() => progressLine(p.bytes, input.size, startedMs, `${p.chunks} chunks, ${p.newChunks} new`)),
       });
