@@ -35,6 +35,18 @@ async function* pieces(buf: Buffer, sizes: number[]): AsyncGenerator<Uint8Array>
   }
 }
 
+/** The store behind a wrapper that hides the LocalStore class, forcing the encode-then-storeChunk path. */
+function hideClass(local: LocalStore): WriteStore {
+  return {
+    location: local.location,
+    getStored: (id, o) => local.getStored(id, o),
+    getChunk: (id, o) => local.getChunk(id, o),
+    hasChunk: (id) => local.hasChunk(id),
+    storeChunk: (id, st) => local.storeChunk(id, st),
+    close: () => local.close(),
+  };
+}
+
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -78,14 +90,7 @@ describe('make is deterministic', () => {
       const dir = await tmpDir('bootfs-main-');
       dirs.push(dir);
       const local = await LocalStore.open(dir, { create: true });
-      const generic: WriteStore = {
-        location: local.location,
-        getStored: (id, o) => local.getStored(id, o),
-        getChunk: (id, o) => local.getChunk(id, o),
-        hasChunk: (id) => local.hasChunk(id),
-        storeChunk: (id, st) => local.storeChunk(id, st),
-        close: () => local.close(),
-      };
+      const generic = hideClass(local);
       const pool = new ChunkPool(1);
       // Count the chunks that went to the worker; the rest were this thread's.
       let sent = 0;
@@ -158,15 +163,7 @@ describe('make is deterministic', () => {
     const dirB = await tmpDir('bootfs-fast-');
     dirs.push(dirA, dirB);
     const local = await LocalStore.open(dirA, { create: true });
-    // A wrapper hides the LocalStore class, forcing the encode-then-storeChunk path.
-    const generic: WriteStore = {
-      location: local.location,
-      getStored: (id, o) => local.getStored(id, o),
-      getChunk: (id, o) => local.getChunk(id, o),
-      hasChunk: (id) => local.hasChunk(id),
-      storeChunk: (id, s) => local.storeChunk(id, s),
-      close: () => local.close(),
-    };
+    const generic = hideClass(local);
     const a = await makeBlobIndex(pieces(data, [1 << 20]), { store: generic });
     const b = await makeBlobIndex(pieces(data, [1 << 20]), { store: await LocalStore.open(dirB, { create: true }) });
     expect(encodeCaibx(a.index)).toEqual(encodeCaibx(b.index));
