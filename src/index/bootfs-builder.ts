@@ -149,9 +149,16 @@ class StringTable {
   }
 }
 
-function writeU64(buf: Buffer, value: number, off: number): void {
-  buf.writeUInt32LE(value % TWO_32, off);
-  buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
+/**
+ * A u64 (a safe integer) at `off`, little-endian. Index bytes are written through DataViews, not
+ * Buffer's write methods: those are JavaScript with range checks and run interpreted in the
+ * one-off passes here (they were ~40 % of prepareBootfsIndex). Every value is range-checked
+ * before it is written (nodeProblem, the counts, tableProblem), so the views' silent wrapping
+ * cannot happen.
+ */
+function writeU64(view: DataView, value: number, off: number): void {
+  view.setUint32(off, value % TWO_32, true);
+  view.setUint32(off + 4, Math.floor(value / TWO_32), true);
 }
 
 /**
@@ -303,14 +310,7 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
   // depend on it: they are written now, into what becomes the start of the index.
   const { offsets, end } = layOut({ inodes: counts.inodes * INODE_SIZE, entries: counts.entries * ENTRY_SIZE, xattrs: counts.xattrs * XATTR_SIZE });
   const buf = Buffer.alloc(end);
-  // DataView, not Buffer's write methods: those are JavaScript with range checks and run
-  // interpreted in this one-off pass (they were ~40 % of it). Every value was range-checked above
-  // (nodeProblem, the counts), so the views' silent wrapping cannot happen.
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  const u64 = (value: number, off: number): void => {
-    view.setUint32(off, value % TWO_32, true);
-    view.setUint32(off + 4, Math.floor(value / TWO_32), true);
-  };
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length); // see writeU64
   for (let i = 0; i < inodes.length; i++) {
     const node = inodes[i]!;
     const r = offsets.inodes + i * INODE_SIZE;
@@ -319,15 +319,15 @@ export function prepareBootfsIndex(input: Omit<IndexBuildInput, 'table'>): Prepa
     view.setUint32(r + INODE.uid, node.uid, true);
     view.setUint32(r + INODE.gid, node.gid, true);
     view.setBigInt64(r + INODE.mtime, node.mtimeNs, true);
-    u64(node.size, r + INODE.size);
+    writeU64(view, node.size, r + INODE.size);
     let a = 0;
     let b = 0;
     if (node.kind === 'file') a = dataOffset[i]!;
     else if (node.kind === 'dir') [a, b] = [childFirst[i]!, childCount[i]!];
     else if (node.kind === 'symlink') [a, b] = [targetOff[i]!, node.target!.length];
     else if (node.kind === 'char' || node.kind === 'block') [a, b] = [node.devMajor ?? 0, node.devMinor ?? 0];
-    u64(a, r + INODE.a);
-    u64(b, r + INODE.b);
+    writeU64(view, a, r + INODE.a);
+    writeU64(view, b, r + INODE.b);
     view.setUint32(r + INODE.xattrFirst, xattrFirst[i]!, true);
     view.setUint32(r + INODE.xattrCount, node.xattrs.size, true);
   }
@@ -366,30 +366,31 @@ export function finishBootfsIndex(prepared: PreparedIndex, table: ChunkTable): B
   const { offsets, end } = layOut(lengths);
   const buf = Buffer.alloc(end); // zeroed: padding and reserved fields are 0
 
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length); // see writeU64
   BOOTFS_INDEX_MAGIC.copy(buf, HEADER.magic);
-  buf.writeUInt16LE(BOOTFS_INDEX_MAJOR, HEADER.major);
-  buf.writeUInt16LE(BOOTFS_INDEX_MINOR, HEADER.minor);
-  buf.writeUInt32LE(HEADER_SIZE, HEADER.headerSize);
-  buf.writeUInt32LE(CHUNKER_FASTCDC_RONOMON, HEADER.chunker);
-  buf.writeUInt32LE(sizes.min, HEADER.chunkMin);
-  buf.writeUInt32LE(sizes.avg, HEADER.chunkAvg);
-  buf.writeUInt32LE(sizes.max, HEADER.chunkMax);
-  buf.writeUInt32LE(DIGEST_ID[digest], HEADER.digest);
-  buf.writeUInt32LE(counts.inodes, HEADER.inodeCount);
-  buf.writeUInt32LE(counts.entries, HEADER.entryCount);
-  buf.writeUInt32LE(counts.xattrs, HEADER.xattrCount);
-  buf.writeUInt32LE(counts.chunks, HEADER.chunkCount);
-  writeU64(buf, dataSize, HEADER.dataSize);
+  view.setUint16(HEADER.major, BOOTFS_INDEX_MAJOR, true);
+  view.setUint16(HEADER.minor, BOOTFS_INDEX_MINOR, true);
+  view.setUint32(HEADER.headerSize, HEADER_SIZE, true);
+  view.setUint32(HEADER.chunker, CHUNKER_FASTCDC_RONOMON, true);
+  view.setUint32(HEADER.chunkMin, sizes.min, true);
+  view.setUint32(HEADER.chunkAvg, sizes.avg, true);
+  view.setUint32(HEADER.chunkMax, sizes.max, true);
+  view.setUint32(HEADER.digest, DIGEST_ID[digest], true);
+  view.setUint32(HEADER.inodeCount, counts.inodes, true);
+  view.setUint32(HEADER.entryCount, counts.entries, true);
+  view.setUint32(HEADER.xattrCount, counts.xattrs, true);
+  view.setUint32(HEADER.chunkCount, counts.chunks, true);
+  writeU64(view, dataSize, HEADER.dataSize);
   SECTION_ORDER.forEach((name, k) => {
-    writeU64(buf, offsets[name], HEADER.sections + 16 * k);
-    writeU64(buf, lengths[name], HEADER.sections + 16 * k + 8);
+    writeU64(view, offsets[name], HEADER.sections + 16 * k);
+    writeU64(view, lengths[name], HEADER.sections + 16 * k + 8);
   });
 
   // The records before the chunk table were written by prepareBootfsIndex, at the same offsets.
   prepared.records.copy(buf, HEADER_SIZE, HEADER_SIZE);
   for (let c = 0; c < counts.chunks; c++) {
     const r = offsets.chunks + c * CHUNK_ITEM_SIZE;
-    writeU64(buf, table.ends[c]!, r);
+    writeU64(view, table.ends[c]!, r);
     table.ids.copy(buf, r + 8, c * CHUNK_ID_BYTES, (c + 1) * CHUNK_ID_BYTES);
   }
   for (const [table, name] of [[names, 'names'], [strings, 'strings']] as const) table.writeTo(buf, offsets[name]);

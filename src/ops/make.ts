@@ -135,9 +135,10 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
 /** A batch processed on this thread, as a worker would (see MakeOptions.mainThread). */
 async function inlineBatch(data: Buffer, ends: number[], digest: Digest, store: WriteStore | undefined): Promise<BatchResult> {
   const local = store instanceof LocalStore;
-  const out = processBatch(data, ends, !store ? 'hash' : local ? 'store-local' : 'encode', digest, local ? store : undefined);
-  const r: BatchResult = { ids: Buffer.from(out.ids.buffer, out.ids.byteOffset, out.ids.length), storedSizes: out.storedSizes, window: data.buffer as ArrayBuffer };
-  if (out.stored) r.stored = Buffer.from(out.stored.buffer, out.stored.byteOffset, out.stored.length);
+  const r: BatchResult = {
+    ...processBatch(data, ends, !store ? 'hash' : local ? 'store-local' : 'encode', digest, local ? store : undefined),
+    window: data.buffer as ArrayBuffer,
+  };
   return store && !local ? storeEncoded(store, r) : r;
 }
 

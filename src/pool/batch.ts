@@ -9,18 +9,19 @@ import { compressToScratch } from '../codec/zstd.js';
 import type { LocalStore } from '../store/local.js';
 import type { BatchMode } from './protocol.js';
 
+/** Buffers with ArrayBuffers of their own (never Node's shared pool), so a worker can transfer them. */
 export interface BatchOutput {
   /** CHUNK_ID_BYTES per chunk. */
-  ids: Uint8Array;
+  ids: Buffer;
   storedSizes: number[];
-  /** 'encode': the stored chunks back to back, in an ArrayBuffer of their own. */
-  stored?: Uint8Array;
+  /** 'encode': the stored chunks back to back. */
+  stored?: Buffer;
 }
 
 /** `ends` are exclusive end offsets in `data`; `store` is required for 'store-local'. */
 export function processBatch(data: Uint8Array, ends: readonly number[], mode: BatchMode, digest: Digest, store?: LocalStore): BatchOutput {
   const n = ends.length;
-  const ids = new Uint8Array(n * CHUNK_ID_BYTES);
+  const ids = Buffer.alloc(n * CHUNK_ID_BYTES);
   const storedSizes: number[] = [];
   const storedParts: Uint8Array[] = [];
   let start = 0;
@@ -38,7 +39,7 @@ export function processBatch(data: Uint8Array, ends: readonly number[], mode: Ba
     start = end;
   }
   if (mode !== 'encode') return { ids, storedSizes };
-  const stored = new Uint8Array(storedSizes.reduce((a, b) => a + b, 0));
+  const stored = Buffer.allocUnsafeSlow(storedSizes.reduce((a, b) => a + b, 0));
   let off = 0;
   for (const part of storedParts) {
     stored.set(part, off);

@@ -127,10 +127,15 @@ export class LocalStore implements PruneStore {
       const st = await stat(this.chunkPath(id));
       return st.isFile();
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-      throw new IoError(`cannot stat chunk ${idToHex(id)} in ${this.location}: ${(err as Error).message}`, err);
+      return this.absentOrThrow(err, idToHex(id));
     }
+  }
+
+  /** hasChunk's answer to a failed stat: absent for ENOENT or ENOTDIR (a shard path that is a file), else IoError. */
+  private absentOrThrow(err: unknown, hex: string): false {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new IoError(`cannot stat chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
   }
 
   async storeChunk(id: Uint8Array, stored: Uint8Array): Promise<boolean> {
@@ -194,13 +199,12 @@ export class LocalStore implements PruneStore {
     }
   }
 
-  /** hasChunk, synchronously: a shard path that is not a directory means absent, as there. */
+  /** hasChunk, synchronously. */
   private hasChunkSync(hex: string, file: string): boolean {
     try {
       return statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
     } catch (err) {
-      if (errnoCode(err) === 'ENOTDIR') return false;
-      throw new IoError(`cannot stat chunk ${hex} in ${this.location}: ${(err as Error).message}`, err);
+      return this.absentOrThrow(err, hex);
     }
   }
 
