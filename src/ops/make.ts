@@ -32,14 +32,14 @@ export interface MakeOptions {
   digest?: Digest;
   /** A shared pool; by default one is created for the call and closed after. */
   pool?: ChunkPool;
-  /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker (+3 with mainThread). */
+  /** Windows being processed at once; memory is about (inFlight + 1) × windowSize. Default 2 per worker (+5 with mainThread). */
   inFlight?: number;
   /**
    * Let this thread process a batch itself whenever every worker already has MAIN_THREAD_QUEUE
-   * queued. The CLI does, with one worker fewer than cores (`bootfs make` and `convert`): on 2
-   * cores one worker plus this thread do the work of two workers with one isolate less to boot
-   * and feed. With more workers the in-flight cap keeps their queues shorter than that, so this
-   * thread, whose own reading and cutting is then the bottleneck, never takes a batch.
+   * unfinished. The CLI does, with one worker fewer than cores (`bootfs make` and `convert`): on
+   * 2 cores one worker plus this thread do the work of two workers with one isolate less to boot
+   * and feed. With more workers this thread's own reading and cutting is usually the bottleneck,
+   * and it takes a batch only when every worker has fallen that far behind.
    */
   mainThread?: boolean;
   /** Bytes cut per window (default 4 MiB): smaller windows spread short inputs over more workers. */
@@ -60,11 +60,15 @@ export interface MakeResult {
 }
 
 /**
- * With mainThread: batches a worker must have queued before this thread takes one itself. Deep
- * enough that the worker still has work while this thread spends a batch's time on its own
- * (measured on 2 cores, Debian rootfs: 2 left workers idle, 4 did not; CPU -3 to -10 %).
+ * With mainThread: batches a worker must have unfinished before this thread takes one itself.
+ * Deep enough that the worker still has work while this thread spends a batch's time on its own.
+ * The count is the worker's own (ChunkPool.saturated), current even while this thread is busy:
+ * counted from replies handled, it went stale during the inline batches and sync reads, and this
+ * thread took batch after batch while the worker sat idle.
+ * Measured on 2 cores, Debian rootfs, 8 interleaved rounds each (wall median, casync 1188 ms):
+ * 2 → 702 ms, 3 → 672, 4 → 698; 1 took too many and left the worker idle (776).
  */
-const MAIN_THREAD_QUEUE = 4;
+const MAIN_THREAD_QUEUE = 3;
 
 /** 4 MiB windows: ≥ 16 × the default max chunk, and short inputs still reach both cores. */
 export const MAKE_WINDOW_SIZE = 4 * 1024 * 1024;
@@ -84,8 +88,10 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   const counted = new Set<string>();
   const windowSize = opts.windowSize ?? Math.max(MAKE_WINDOW_SIZE, 2 * sizes.max);
   try {
-    // Windows come back from the workers with each result and are filled again.
-    const inFlight = opts.inFlight ?? 2 * pool.threads + (opts.mainThread ? MAIN_THREAD_QUEUE - 1 : 0);
+    // Windows come back from the workers with each result and are filled again. With mainThread,
+    // room for the worker's queue plus this thread's finished batches, which wait in order behind
+    // the worker's older ones: a cap that counted those kept this thread idle.
+    const inFlight = opts.inFlight ?? 2 * pool.threads + (opts.mainThread ? MAIN_THREAD_QUEUE + 2 : 0);
     const windows = new WindowPool(windowSize, inFlight + 2);
     const batches = chunkBatches(source, { sizes, windowSize, windows });
     const results = mapOrdered(batches, inFlight, async ({ data, ends: batchEnds }) => {

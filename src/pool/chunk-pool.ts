@@ -6,11 +6,11 @@
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 // Types only: bin.ts loads this module before anything else, for every command.
 import type { Digest, EncodedChunk } from '../chunk.js';
 import { BootfsError, ChunkCorruptError, ChunkNotFoundError, IoError } from '../errors.js';
-import type { BatchMode, Job, Reply } from './protocol.js';
+import type { BatchMode, Job, Reply, WorkerData } from './protocol.js';
 
 /** What a batch job returns: IDs (32 bytes each), stored sizes and, for 'encode', the stored bytes back to back. */
 export interface BatchResult {
@@ -28,7 +28,12 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  /** Jobs whose replies this thread has not handled yet. */
   inFlight: number;
+  /** Jobs sent. */
+  sent: number;
+  /** Jobs the worker has finished, counted by the worker itself (see queued()). */
+  done: Int32Array;
 }
 
 // When running from TypeScript sources (tests, tsx), the worker is a .ts file and needs tsx.
@@ -36,10 +41,10 @@ const fromSource = import.meta.url.endsWith('.ts');
 const workerUrl = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
 
 /** From sources, register tsx's loader inside the worker before loading worker.ts (dev and tests only). */
-function sourceWorker(): Worker {
+function sourceWorker(options: WorkerOptions): Worker {
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
   const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(code, { eval: true });
+  return new Worker(code, { ...options, eval: true });
 }
 
 /**
@@ -61,8 +66,10 @@ export class ChunkPool {
   constructor(threads = availableParallelism()) {
     const n = Math.max(1, Math.floor(threads));
     for (let i = 0; i < n; i++) {
-      const worker = fromSource ? sourceWorker() : new Worker(workerUrl);
-      const slot: Slot = { worker, inFlight: 0 };
+      const done = new Int32Array(new SharedArrayBuffer(4));
+      const options: WorkerOptions = { workerData: { done } satisfies WorkerData };
+      const worker = fromSource ? sourceWorker(options) : new Worker(workerUrl, options);
+      const slot: Slot = { worker, inFlight: 0, sent: 0, done };
       worker.on('message', (reply: Reply) => {
         // Idle workers must not keep the process alive; busy ones must (see submit).
         if (--slot.inFlight === 0) worker.unref();
@@ -84,9 +91,13 @@ export class ChunkPool {
     return this.slots.length;
   }
 
-  /** Whether every worker has at least `queued` jobs in flight (more work sent now would wait). */
+  /**
+   * Whether every worker has at least `queued` jobs it has not finished yet (more work sent now
+   * would wait). Counted from the workers' own tallies, so the answer is current even while this
+   * thread has been too busy to handle their replies.
+   */
   saturated(queued: number): boolean {
-    return this.slots.every((s) => s.inFlight >= queued);
+    return this.slots.every((s) => unfinished(s) >= queued);
   }
 
   /** Hash and compress plain bytes. */
@@ -187,7 +198,8 @@ export class ChunkPool {
     job.seq = ++this.seq;
     // Least-loaded worker: chunks vary in size and zstd time varies with content.
     let slot = this.slots[0]!;
-    for (const s of this.slots) if (s.inFlight < slot.inFlight) slot = s;
+    for (const s of this.slots) if (unfinished(s) < unfinished(slot)) slot = s;
+    slot.sent++;
     if (slot.inFlight++ === 0) slot.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(job.seq, {
@@ -208,6 +220,11 @@ export class ChunkPool {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
+}
+
+/** Jobs sent to the slot's worker that it has not finished. */
+function unfinished(slot: Slot): number {
+  return slot.sent - Atomics.load(slot.done, 0);
 }
 
 /** A transferred reply array as a Buffer over the same memory (no copy). */

@@ -24,6 +24,12 @@ export type Job =
    */
   | { seq: number; op: 'cache-read-many'; files: string[]; ids: Uint8Array; sizes: number[]; location: string; touchAfterMs?: number };
 
+/** What each worker starts with. */
+export interface WorkerData {
+  /** One counter the worker increments after each job, before it replies (ChunkPool.saturated). */
+  done: Int32Array;
+}
+
 export type BatchMode = 'hash' | 'encode' | 'store-local';
 
 export type Reply =

@@ -1,12 +1,12 @@
 /** Worker thread of the chunk pool: hashes, compresses, decompresses and verifies chunks. */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { chunkId, decodeChunk, DEFAULT_MAX_DECODED_SIZE, encodeChunk } from '../chunk.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import { readCacheEntries, readEntry, touch } from './cache-batch.js';
 import { processBatch } from './batch.js';
 import { BatchBuffer, decodeLocalBatch, writeAt } from './extract-batch.js';
-import type { Job, Reply } from './protocol.js';
+import type { Job, Reply, WorkerData } from './protocol.js';
 
 /** A fresh, exactly-sized copy whose ArrayBuffer can be transferred without detaching shared memory. */
 function own(buf: Uint8Array): Uint8Array {
@@ -89,8 +89,10 @@ function run(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   }
 }
 
+const { done } = workerData as WorkerData;
 parentPort!.on('message', (job: Job) => {
   const { reply, transfer } = run(job);
+  Atomics.add(done, 0, 1);
   parentPort!.postMessage(reply, transfer);
 });
 

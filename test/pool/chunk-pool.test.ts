@@ -79,6 +79,24 @@ describe('ChunkPool', () => {
     }
   });
 
+  it('saturated() counts what the workers have finished, even before this thread handles their replies', async () => {
+    const p = new ChunkPool(1);
+    try {
+      await p.hash(Buffer.from('boot')); // the worker is up
+      const plain = randomBytes(256 * 1024);
+      const jobs = [p.encode(plain), p.encode(plain)];
+      expect(p.saturated(2)).toBe(true);
+      // No await: the replies cannot be handled while this loop runs, only the worker's own tally moves.
+      const deadline = Date.now() + 5000;
+      while (p.saturated(1) && Date.now() < deadline);
+      expect(p.saturated(1)).toBe(false);
+      await Promise.all(jobs);
+      expect(p.saturated(1)).toBe(false);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('rejects work after close', async () => {
     const p = new ChunkPool(1);
     await p.close();
