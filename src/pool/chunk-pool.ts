@@ -32,7 +32,7 @@ interface Slot {
   inFlight: number;
   /** Jobs sent. */
   sent: number;
-  /** Jobs the worker has finished, counted by the worker itself (see queued()). */
+  /** Jobs the worker has finished, counted by the worker itself (see unfinished()). */
   done: Int32Array;
 }
 
