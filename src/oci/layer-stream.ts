@@ -18,9 +18,16 @@ function readStored(loc: BlobLocation | RemoteBlob, what: string, signal?: Abort
   return 'open' in loc ? loc.open(signal) : readRange(loc, what, signal);
 }
 
+/**
+ * gunzip's output pieces. Each piece is a round trip to the thread pool and a turn of the consumer;
+ * at zlib's default of 16 KiB that round trip, not inflating, set the pace (Debian rootfs layer,
+ * 51 MB gzip → 121 MB: 846 ms at 16 KiB, 275 ms at 1 MiB; `gzip -dc` 638 ms).
+ */
+const GUNZIP_CHUNK = 1 << 20;
+
 /** A Transform that decompresses a layer stored with `c`. */
 export function decompressor(c: 'gzip' | 'zstd'): Transform {
-  return c === 'gzip' ? createGunzip() : zstdDecompressStream();
+  return c === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : zstdDecompressStream();
 }
 
 /** Digest of the stored bytes, read again from the start (used only to explain a failure). */
