@@ -30,7 +30,7 @@ interface Slot {
   worker: Worker;
   /** Jobs whose replies this thread has not handled yet. */
   inFlight: number;
-  /** Jobs sent. */
+  /** Jobs sent, modulo 2^32 as an int32 (as `done` counts). */
   sent: number;
   /** Jobs the worker has finished, counted by the worker itself (see unfinished()). */
   done: Int32Array;
@@ -199,7 +199,7 @@ export class ChunkPool {
     // Least-loaded worker: chunks vary in size and zstd time varies with content.
     let slot = this.slots[0]!;
     for (const s of this.slots) if (unfinished(s) < unfinished(slot)) slot = s;
-    slot.sent++;
+    slot.sent = (slot.sent + 1) | 0;
     if (slot.inFlight++ === 0) slot.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(job.seq, {
@@ -224,7 +224,15 @@ export class ChunkPool {
 
 /** Jobs sent to the slot's worker that it has not finished. */
 function unfinished(slot: Slot): number {
-  return slot.sent - Atomics.load(slot.done, 0);
+  return jobsBetween(slot.sent, Atomics.load(slot.done, 0));
+}
+
+/**
+ * `sent - done` for two int32 counters that wrap around at 2^31 (a mount daemon that reads a
+ * thousand chunks a second gets there in 25 days); right while the true difference is below 2^31.
+ */
+export function jobsBetween(sent: number, done: number): number {
+  return (sent - done) | 0;
 }
 
 /** A transferred reply array as a Buffer over the same memory (no copy). */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { chunkId, encodeChunk } from '../../src/chunk.js';
 import { ChunkCorruptError } from '../../src/errors.js';
-import { ChunkPool } from '../../src/pool/chunk-pool.js';
+import { ChunkPool, jobsBetween } from '../../src/pool/chunk-pool.js';
 
 describe('ChunkPool', () => {
   const pool = new ChunkPool(2);
@@ -95,6 +95,14 @@ describe('ChunkPool', () => {
     } finally {
       await p.close();
     }
+  });
+
+  it('counts unfinished jobs across the int32 wrap of the counters', () => {
+    const wrap = (n: number): number => n | 0;
+    expect(jobsBetween(5, 2)).toBe(3);
+    expect(jobsBetween(wrap(2 ** 31 + 2), 2 ** 31 - 1)).toBe(3);
+    expect(jobsBetween(wrap(2 ** 32 + 1), wrap(2 ** 32 - 2))).toBe(3);
+    expect(jobsBetween(wrap(2 ** 31 + 7), wrap(2 ** 31 + 7))).toBe(0);
   });
 
   it('rejects work after close', async () => {
