@@ -14,6 +14,7 @@ import { type BlobIndex, caibxFlags } from '../index/caibx.js';
 import { ChunkTable } from '../index/chunk-table.js';
 import { type BatchResult, ChunkPool } from '../pool/chunk-pool.js';
 import { processBatch } from '../pool/batch.js';
+import type { BatchMode } from '../pool/protocol.js';
 import { LocalStore } from '../store/local.js';
 import type { WriteStore } from '../store/types.js';
 import { mapOrdered } from './ordered.js';
@@ -87,6 +88,9 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
   // at once (same bytes, atomic rename): count it as new only once.
   const counted = new Set<string>();
   const windowSize = opts.windowSize ?? Math.max(MAKE_WINDOW_SIZE, 2 * sizes.max);
+  // A local store is written where the chunks are compressed; any other gets them encoded, from here.
+  const local = store instanceof LocalStore ? store : undefined;
+  const mode: BatchMode = !store ? 'hash' : local ? 'store-local' : 'encode';
   try {
     // Windows come back from the workers with each result and are filled again. With mainThread,
     // room for the worker's queue plus this thread's finished batches, which wait in order behind
@@ -97,11 +101,12 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
     const results = mapOrdered(batches, inFlight, async ({ data, ends: batchEnds }) => {
       opts.signal?.throwIfAborted();
       const sizesOf = batchEnds.map((e, i) => e - (i === 0 ? 0 : batchEnds[i - 1]!));
-      let r: BatchResult;
-      if (opts.mainThread && pool.saturated(MAIN_THREAD_QUEUE)) r = await inlineBatch(data, batchEnds, digest, store);
-      else if (!store) r = await pool.batch(data, batchEnds, 'hash', digest);
-      else if (store instanceof LocalStore) r = await pool.batch(data, batchEnds, 'store-local', digest, store.root);
-      else r = await storeEncoded(store, await pool.batch(data, batchEnds, 'encode', digest));
+      // Processed on this thread as a worker would (see MakeOptions.mainThread), or by a worker.
+      let r: BatchResult =
+        opts.mainThread && pool.saturated(MAIN_THREAD_QUEUE)
+          ? { ...processBatch(data, batchEnds, mode, digest, local), window: data.buffer as ArrayBuffer }
+          : await pool.batch(data, batchEnds, mode, digest, local?.root);
+      if (mode === 'encode') r = await storeEncoded(store!, r);
       windows.give(r.window);
       return { sizes: sizesOf, ...r };
     });
@@ -136,16 +141,6 @@ export async function makeBlobIndex(source: AsyncIterable<Uint8Array> | FillSour
     newChunks: progress.newChunks,
     newStoredBytes,
   };
-}
-
-/** A batch processed on this thread, as a worker would (see MakeOptions.mainThread). */
-async function inlineBatch(data: Buffer, ends: number[], digest: Digest, store: WriteStore | undefined): Promise<BatchResult> {
-  const local = store instanceof LocalStore;
-  const r: BatchResult = {
-    ...processBatch(data, ends, !store ? 'hash' : local ? 'store-local' : 'encode', digest, local ? store : undefined),
-    window: data.buffer as ArrayBuffer,
-  };
-  return store && !local ? storeEncoded(store, r) : r;
 }
 
 /** Store the encoded chunks of a batch in a generic WriteStore; marks already-present ones -1. */
